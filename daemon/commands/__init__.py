@@ -1,0 +1,1 @@
+"""The subcommands of the `closte-sync` command, one module each."""

@@ -1,0 +1,71 @@
+"""A wrapper that keeps secrets (the Closte API key, the DB password) out of text.
+
+Its ``str``/``repr``/``format`` show only a masked hint, so a secret that slips into an
+f-string, a log call or an exception message leaks nothing. Code that really needs the
+value (the HTTP form, the DB login) calls :meth:`Secret.reveal` at the last moment.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_VISIBLE: Final = 4
+
+
+def mask(value: str) -> str:
+    """The most we ever show of a secret: its first four characters and its length."""
+    if not value:
+        return "(empty)"
+    if len(value) <= _VISIBLE * 2:
+        # Too short to show a prefix without giving most of it away.
+        return f"… ({len(value)} chars)"
+    return f"{value[:_VISIBLE]}… ({len(value)} chars)"
+
+
+class Secret:
+    """An opaque secret string; compare and reveal, never print."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    @property
+    def masked(self) -> str:
+        return mask(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked!r})"
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __format__(self, spec: str) -> str:
+        return format(self.masked, spec)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickling would carry the value across a process boundary unmasked.
+        raise TypeError("Secret values cannot be pickled")
+
+
+def scrub(text: str, *secrets: Secret | str | None) -> str:
+    """Replace every occurrence of the given secrets in ``text`` with their masks."""
+    for secret in secrets:
+        if secret is None:
+            continue
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if value:
+            text = text.replace(value, mask(value))
+    return text

@@ -1,0 +1,1 @@
+"""closte-sync: tui."""
