@@ -57,6 +57,10 @@ def normalize_domain(text: str) -> str:
     name = text.strip()
     if not name:
         raise DomainError(raw, "empty name")
+    if not name.isascii():
+        # UTS 46 mapping on the whole name first, as browsers do: it folds case and full-width
+        # forms and turns the ideographic full stop ("。") into a label separator.
+        name = _uts46_remap(raw, name)
     if any(ch.isspace() for ch in name):
         raise DomainError(raw, "contains white space")
     if "://" in name or "/" in name:
@@ -82,9 +86,12 @@ def normalize_domain(text: str) -> str:
     if ascii_labels[-1].isdigit():
         raise DomainError(raw, "an IP address or numeric name is not a domain name")
     result = ".".join(ascii_labels)
+    if wildcard:
+        # The "*" is a label of the name too, so it counts towards the length limit.
+        result = WILDCARD_PREFIX + result
     if len(result) > MAX_NAME_LENGTH:
         raise DomainError(raw, f"name too long ({len(result)} > {MAX_NAME_LENGTH} characters)")
-    return WILDCARD_PREFIX + result if wildcard else result
+    return result
 
 
 def parse_domain(text: str) -> DomainName:
@@ -97,7 +104,7 @@ def to_unicode(name: str) -> str:
     body = name[len(prefix) :]
     try:
         return prefix + idna.decode(body)
-    except idna.IDNAError:
+    except UnicodeError:  # idna.IDNAError and the codec errors it lets through
         return name
 
 
@@ -105,6 +112,15 @@ def display(name: str) -> str:
     """``name`` for people: the Unicode form, with the ASCII form beside it when they differ."""
     readable = to_unicode(name)
     return readable if readable == name else f"{readable} ({name})"
+
+
+def _uts46_remap(raw: str, name: str) -> str:
+    try:
+        # std3_rules=False: ASCII punctuation passes through here and gets the clearer
+        # per-label messages below ("bad character '_'", "looks like a URL").
+        return idna.uts46_remap(name, std3_rules=False, transitional=False)
+    except UnicodeError as exc:
+        raise DomainError(raw, f"not a valid international name: {exc}") from None
 
 
 def _label_to_ascii(raw: str, label: str) -> str:
@@ -117,7 +133,7 @@ def _label_to_ascii(raw: str, label: str) -> str:
         if lowered.startswith("xn--"):
             try:
                 idna.decode(lowered)
-            except idna.IDNAError as exc:
+            except UnicodeError as exc:
                 raise DomainError(raw, f"bad punycode label {label!r}: {exc}") from None
             return lowered
         if not _ASCII_LABEL.match(lowered):
@@ -127,11 +143,15 @@ def _label_to_ascii(raw: str, label: str) -> str:
             raise DomainError(raw, f"label {label!r} may not start or end with '-'")
         return lowered
     try:
-        encoded = idna.encode(label, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise DomainError(
-            raw, f"label {label!r} is not a valid international name: {exc}"
-        ) from None
+        encoded = idna.encode(label).decode("ascii")
+    except UnicodeError as exc:
+        if "too long" in str(exc):
+            # idna checks the length itself; say it in the same words as for ASCII labels.
+            encoded = "xn--" + label.encode("punycode").decode("ascii")
+        else:
+            raise DomainError(
+                raw, f"label {label!r} is not a valid international name: {exc}"
+            ) from None
     if len(encoded) > MAX_LABEL_LENGTH:
         raise DomainError(
             raw, f"label too long: {label!r} encodes to {len(encoded)} > {MAX_LABEL_LENGTH}"

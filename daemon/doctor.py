@@ -1,0 +1,190 @@
+"""`closte-sync doctor`: every check a new installation needs, each with its fix.
+
+Checks run in order and share what earlier ones found (the loaded configuration). A check
+that cannot run because an earlier one failed says so instead of failing twice. Nothing
+here prints a secret: the API key appears only masked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from closte_sync.daemon.config import ConfigError, LoadedConfig, load_config
+from closte_sync.daemon.settings import Settings
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"  # could not run: an earlier check failed
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class DoctorContext:
+    config_path: Path | None
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    loaded: LoadedConfig | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings | None:
+        return self.loaded.settings if self.loaded else None
+
+
+Check = Callable[[DoctorContext], Awaitable[CheckResult]]
+
+
+async def check_configuration(ctx: DoctorContext) -> CheckResult:
+    try:
+        ctx.loaded = load_config(ctx.config_path, env=ctx.env, cwd=ctx.cwd)
+    except ConfigError as exc:
+        return CheckResult(
+            "configuration", Status.FAIL, str(exc), "correct the value the message names"
+        )
+    ctx.notes.extend(str(problem) for problem in ctx.loaded.problems)
+    source = str(ctx.loaded.config_file) if ctx.loaded.config_file else "no config file"
+    return CheckResult("configuration", Status.PASS, f"loaded ({source})")
+
+
+async def check_wp_config(ctx: DoctorContext) -> CheckResult:
+    name = "wp-config.php"
+    if ctx.loaded is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    path = ctx.loaded.wp_config
+    if path is None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "not found (looked in wordpress_root, and upwards from the working directory)",
+            "run from inside the WordPress folder, or set wordpress_root in the config file"
+            " or CLOSTE_SYNC_WORDPRESS_ROOT",
+        )
+    if not os.access(path, os.R_OK):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{path} is not readable by this user",
+            "run as the site's user, or give this user read access to wp-config.php",
+        )
+    facts = ctx.loaded.settings.wordpress
+    if facts.multisite is False:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{path}: MULTISITE is not true",
+            "closte-sync serves WordPress multisite networks: enable multisite first",
+        )
+    return CheckResult(name, Status.PASS, str(path))
+
+
+async def check_api_key(ctx: DoctorContext) -> CheckResult:
+    name = "Closte API key"
+    settings = ctx.settings
+    if settings is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    key = settings.closte.api_key
+    if not key:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "not set",
+            "on Closte it is in wp-config.php as CLOSTE_CLIENT_API_KEY (Closte dashboard:"
+            " Sites > Settings > WP-Config); elsewhere set [closte] api_key or"
+            " CLOSTE_SYNC_CLOSTE_API_KEY",
+        )
+    origin = ctx.loaded.origins.get("closte.api_key") if ctx.loaded else None
+    return CheckResult(name, Status.PASS, f"{key.masked} from {origin}")
+
+
+async def check_socket_dir(ctx: DoctorContext) -> CheckResult:
+    name = "control socket folder"
+    settings = ctx.settings
+    if settings is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    folder = settings.socket.path.parent
+    existing = _nearest_existing(folder)
+    if folder.exists() and not folder.is_dir():
+        return CheckResult(name, Status.FAIL, f"{folder} is not a folder", "set [socket] path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{existing} is not writable by this user",
+            "under systemd, RuntimeDirectory=closte-sync creates /run/closte-sync; otherwise"
+            " set [socket] path to a folder this user owns",
+        )
+    if len(os.fsencode(settings.socket.path)) > 107:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{settings.socket.path} is longer than a Unix socket path may be (107 bytes)",
+            "set [socket] path to a shorter path",
+        )
+    state = "exists" if folder.exists() else f"will be created in {existing}"
+    return CheckResult(name, Status.PASS, f"{folder} ({state})")
+
+
+async def check_store(ctx: DoctorContext) -> CheckResult:
+    """Writable and of a schema this version can use; looked at, never created or migrated
+    (a doctor run must not change the store under a running daemon)."""
+    name = "state store"
+    settings = ctx.settings
+    if settings is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    from closte_sync.daemon.store import SCHEMA_VERSION, StoreError
+    from closte_sync.daemon.store.database import inspect_file
+    from closte_sync.daemon.store.migrations import check_compatible
+
+    path = settings.store.path
+    fix = f"create {path.parent} owned by the daemon's user, or set [store] path"
+    if not path.exists():
+        folder = _nearest_existing(path.parent)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return CheckResult(name, Status.FAIL, f"{folder} is not writable by this user", fix)
+        return CheckResult(name, Status.PASS, f"{path} (will be created on first run)")
+    try:
+        facts = await inspect_file(path)
+        check_compatible(path, facts)
+    except StoreError as exc:
+        return CheckResult(name, Status.FAIL, str(exc), "check [store] path")
+    # SQLite writes its -wal and -shm files beside the store, so the folder must be writable.
+    for needed in (path, path.parent):
+        if not os.access(needed, os.W_OK):
+            return CheckResult(name, Status.FAIL, f"{needed} is not writable by this user", fix)
+    version = facts.user_version
+    state = "current" if version == SCHEMA_VERSION else f"upgrades to {SCHEMA_VERSION} on start"
+    return CheckResult(name, Status.PASS, f"{path} (schema {version}, {state})")
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+DEFAULT_CHECKS: tuple[Check, ...] = (
+    check_configuration,
+    check_wp_config,
+    check_api_key,
+    check_socket_dir,
+    check_store,
+)
+
+
+async def run_checks(
+    ctx: DoctorContext, checks: tuple[Check, ...] = DEFAULT_CHECKS
+) -> list[CheckResult]:
+    return [await check(ctx) for check in checks]

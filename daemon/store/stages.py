@@ -1,0 +1,227 @@
+"""Each domain's stage (the plugin's names) and the history of the checks behind it.
+
+The stage row says where a domain is and when to look next; the ``checks`` table keeps
+every DNS, TLS and API check with its result, so the TUI can show *why* a domain is stuck.
+``record_check`` writes the history row and the new stage in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import aiosqlite
+
+from closte_sync.daemon.store.database import Database, fetch_one
+from closte_sync.daemon.store.errors import StoreError
+from closte_sync.daemon.store.scrubber import Scrubber
+from closte_sync.shared.domains import normalize_domain
+
+MAX_SUMMARY_LENGTH = 500
+
+
+class Stage(StrEnum):
+    """The plugin's stage names (wu_domain_mappings.stage)."""
+
+    CHECKING_DNS = "checking-dns"
+    CHECKING_SSL_CERT = "checking-ssl-cert"
+    DONE = "done"
+    DONE_WITHOUT_SSL = "done-without-ssl"
+    FAILED = "failed"
+    SSL_FAILED = "ssl-failed"
+
+
+class CheckKind(StrEnum):
+    DNS = "dns"
+    TLS = "tls"
+    API = "api"
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    domain: str
+    stage: Stage
+    tries: int
+    next_check_at: float | None  # None: nothing planned (done, failed)
+    stage_since: float
+    last_check_at: float | None
+    last_summary: str
+
+
+@dataclass(frozen=True)
+class StageUpdate:
+    """The stage a domain moves to after a check (all three values are set)."""
+
+    stage: Stage | str
+    tries: int
+    next_check_at: float | None
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    id: int
+    time: float
+    domain: str
+    kind: CheckKind
+    ok: bool
+    summary: str
+    details: Mapping[str, Any]
+
+
+def _stage_entry(row: aiosqlite.Row) -> StageEntry:
+    return StageEntry(
+        domain=row["domain"],
+        stage=Stage(row["stage"]),
+        tries=row["tries"],
+        next_check_at=row["next_check_at"],
+        stage_since=row["stage_since"],
+        last_check_at=row["last_check_at"],
+        last_summary=row["last_summary"],
+    )
+
+
+def _check_record(row: aiosqlite.Row) -> CheckRecord:
+    return CheckRecord(
+        id=row["id"],
+        time=row["time"],
+        domain=row["domain"],
+        kind=CheckKind(row["kind"]),
+        ok=bool(row["ok"]),
+        summary=row["summary"],
+        details=json.loads(row["details"]),
+    )
+
+
+_STAGE_COLUMNS = "domain, stage, tries, next_check_at, stage_since, last_check_at, last_summary"
+
+
+async def _fetch(conn: aiosqlite.Connection, domain: str) -> StageEntry | None:
+    row = await fetch_one(conn, f"SELECT {_STAGE_COLUMNS} FROM stages WHERE domain = ?", (domain,))
+    return _stage_entry(row) if row is not None else None
+
+
+async def _require_ledger_row(conn: aiosqlite.Connection, domain: str) -> None:
+    if await fetch_one(conn, "SELECT 1 FROM domains WHERE domain = ?", (domain,)) is None:
+        raise StoreError(f"{domain}: no stage without a ledger row; record it with want()")
+
+
+class Stages:
+    def __init__(self, db: Database, scrubber: Scrubber) -> None:
+        self._db = db
+        self._scrub = scrubber
+
+    async def get(self, domain: str) -> StageEntry | None:
+        name = normalize_domain(domain)
+        async with self._db.reading(f"reading the stage of {name}") as conn:
+            return await _fetch(conn, name)
+
+    async def all(self) -> list[StageEntry]:
+        rows = await self._db.fetch_all(
+            "reading stages", f"SELECT {_STAGE_COLUMNS} FROM stages ORDER BY domain"
+        )
+        return [_stage_entry(row) for row in rows]
+
+    async def due(self, now: float | None = None, *, limit: int = 100) -> list[StageEntry]:
+        """Domains whose next check time has come, the longest overdue first."""
+        at = time.time() if now is None else now
+        rows = await self._db.fetch_all(
+            "reading due checks",
+            f"SELECT {_STAGE_COLUMNS} FROM stages WHERE next_check_at IS NOT NULL "
+            "AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
+            (at, max(1, limit)),
+        )
+        return [_stage_entry(row) for row in rows]
+
+    async def set_stage(
+        self, domain: str, update: StageUpdate, *, now: float | None = None
+    ) -> StageEntry:
+        """Put ``domain`` in a stage without a check (a new domain starts 'checking-dns')."""
+        name = normalize_domain(domain)
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"setting the stage of {name}") as conn:
+            await self._upsert(conn, name, update, at, check=None)
+            entry = await _fetch(conn, name)
+        assert entry is not None
+        return entry
+
+    async def record_check(
+        self,
+        domain: str,
+        kind: CheckKind | str,
+        *,
+        ok: bool,
+        summary: str,
+        details: Mapping[str, Any] | None = None,
+        update: StageUpdate | None = None,
+        now: float | None = None,
+    ) -> StageEntry | None:
+        """Keep a check's result and, with ``update``, move the stage, atomically."""
+        name = normalize_domain(domain)
+        check_kind = CheckKind(kind)
+        at = time.time() if now is None else now
+        text = self._scrub.text(summary)[:MAX_SUMMARY_LENGTH]
+        async with self._db.transaction(f"recording a {check_kind.value} check of {name}") as conn:
+            await conn.execute(
+                "INSERT INTO checks (time, domain, kind, ok, summary, details) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (at, name, check_kind.value, int(ok), text, self._scrub.json(details or {})),
+            )
+            if update is not None:
+                await self._upsert(conn, name, update, at, check=text)
+            else:
+                await conn.execute(
+                    "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?",
+                    (at, text, name),
+                )
+            return await _fetch(conn, name)
+
+    async def history(self, domain: str, *, limit: int = 50) -> list[CheckRecord]:
+        """The newest checks of ``domain`` first."""
+        name = normalize_domain(domain)
+        rows = await self._db.fetch_all(
+            f"reading the check history of {name}",
+            "SELECT id, time, domain, kind, ok, summary, details FROM checks "
+            "WHERE domain = ? ORDER BY time DESC, id DESC LIMIT ?",
+            (name, max(1, limit)),
+        )
+        return [_check_record(row) for row in rows]
+
+    @staticmethod
+    async def _upsert(
+        conn: aiosqlite.Connection,
+        name: str,
+        update: StageUpdate,
+        at: float,
+        *,
+        check: str | None,
+    ) -> None:
+        stage = Stage(update.stage)
+        if update.tries < 0:
+            raise StoreError(f"{name}: tries must be >= 0, got {update.tries}")
+        await _require_ledger_row(conn, name)
+        # stage_since moves only when the stage really changes.
+        await conn.execute(
+            "INSERT INTO stages (domain, stage, tries, next_check_at, stage_since, "
+            "last_check_at, last_summary) VALUES (?, ?, ?, ?, ?, ?, coalesce(?, '')) "
+            "ON CONFLICT (domain) DO UPDATE SET "
+            "stage_since = CASE WHEN stage = excluded.stage THEN stage_since "
+            "ELSE excluded.stage_since END, "
+            "stage = excluded.stage, tries = excluded.tries, "
+            "next_check_at = excluded.next_check_at, "
+            "last_check_at = coalesce(excluded.last_check_at, last_check_at), "
+            "last_summary = coalesce(?, last_summary)",
+            (
+                name,
+                stage.value,
+                update.tries,
+                update.next_check_at,
+                at,
+                at if check is not None else None,
+                check,
+                check,
+            ),
+        )
