@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from closte_sync.daemon.config import ConfigError, LoadedConfig, load_config
-from closte_sync.daemon.settings import Settings
+from closte_sync.daemon.settings import DEFAULT_CONFIG_PATH, Settings
 
 
 class Status(StrEnum):
@@ -36,6 +36,7 @@ class DoctorContext:
     config_path: Path | None
     env: dict[str, str] | None = None
     cwd: Path | None = None
+    default_config_path: Path = DEFAULT_CONFIG_PATH
     loaded: LoadedConfig | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -49,7 +50,12 @@ Check = Callable[[DoctorContext], Awaitable[CheckResult]]
 
 async def check_configuration(ctx: DoctorContext) -> CheckResult:
     try:
-        ctx.loaded = load_config(ctx.config_path, env=ctx.env, cwd=ctx.cwd)
+        ctx.loaded = load_config(
+            ctx.config_path,
+            env=ctx.env,
+            cwd=ctx.cwd,
+            default_config_path=ctx.default_config_path,
+        )
     except ConfigError as exc:
         return CheckResult(
             "configuration", Status.FAIL, str(exc), "correct the value the message names"
@@ -169,16 +175,84 @@ async def check_store(ctx: DoctorContext) -> CheckResult:
     return CheckResult(name, Status.PASS, f"{path} (schema {version}, {state})")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _nearest_existing(folder: Path) -> Path:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     return folder
 
 
+async def check_closte(ctx: DoctorContext) -> CheckResult:
+    """The plugin's own connection test: an add with no domain, answered with
+    'Invalid or empty domain: ', proves the key is accepted and changes nothing."""
+    name = "Closte connection"
+    settings = ctx.settings
+    if settings is None or not settings.closte.api_key:
+        return CheckResult(name, Status.SKIP, "needs the configuration and the API key")
+    from closte_sync.daemon.closte.client import ClosteClient
+
+    async with ClosteClient(settings.closte) as closte:
+        result = await closte.test_connection()
+    where = settings.closte.base_url
+    if result.ok:
+        return CheckResult(name, Status.PASS, f"{where}: the API key is accepted")
+    hint = result.hint
+    return CheckResult(
+        name,
+        Status.FAIL,
+        f"{where}: {result.kind} ({result.message or 'no message'})",
+        hint.action if hint is not None else "see the message",
+    )
+
+
+async def check_database(ctx: DoctorContext) -> CheckResult:
+    """Reachable, with Ultimate Multisite's tables; read only (no site records written)."""
+    name = "multisite database"
+    settings = ctx.settings
+    if settings is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    if settings.database.connection is None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "no connection: wp-config.php gave no DB_* constants and no [database] url is set",
+            "set [database] url (mysql://user:pass@host/db or sqlite:////path/.ht.sqlite)",
+        )
+    from closte_sync.daemon.sources.database.source import DatabaseSource
+
+    read_only = replace(settings.database, write_back=False, create_site_records=False)
+    source = DatabaseSource(read_only, settings.wordpress)
+    try:
+        snapshot = await source.read()
+    finally:
+        await source.aclose()
+    where = settings.database.connection.describe()
+    if not snapshot.healthy:
+        reasons = "; ".join(p.message for p in snapshot.problems) or "unreachable"
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{where}: {reasons}",
+            "check DB_HOST, DB_USER, DB_PASSWORD in wp-config.php (or [database] url), and"
+            " that Ultimate Multisite is network-activated (it creates wu_domain_mappings)",
+        )
+    table = source.tables.mappings
+    return CheckResult(
+        name,
+        Status.PASS,
+        f"{where}: {_count(len(snapshot.domains), 'domain')} from {table} and sites",
+    )
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     check_configuration,
     check_wp_config,
     check_api_key,
+    check_closte,
+    check_database,
     check_socket_dir,
     check_store,
 )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +37,35 @@ def test_top_level_folders_import_under_one_name() -> None:
         module = importlib.import_module(f"closte_sync.{top}")
         assert module.__file__ is not None
         assert Path(module.__file__).resolve().parent == (ROOT / top).resolve()
+
+
+def test_a_built_wheel_holds_every_package_and_the_command(tmp_path: Path) -> None:
+    # A normal (non-editable) install ships what the wheel holds; build it offline.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("closte_sync-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "closte-sync = closte_sync.daemon.cli:main" in archive.read(entry_points).decode()
+    for package in _declared_packages():
+        folder = package.replace(".", "/")
+        assert f"{folder}/__init__.py" in names, package
+    for top in TOP_FOLDERS:
+        assert f"closte_sync/{top}/py.typed" in names
+    assert not any(n.startswith(("daemon/", "shared/", "tests/")) for n in names)

@@ -76,6 +76,7 @@ _MAY_ADD = frozenset({_S.WANTED, _S.ADDING, _S.REMOVING, _S.REMOVED})
 _MAY_HOLD = frozenset({_S.WANTED, _S.ADDING, _S.HELD, _S.ADOPTED, _S.REMOVING})
 _MAY_REMOVE = frozenset({_S.HELD, _S.ADOPTED, _S.ADDING, _S.REMOVING})
 _MAY_FORGET = frozenset({_S.WANTED, _S.REMOVING, _S.REMOVED})
+_MAY_GO_MISSING = frozenset({_S.HELD, _S.ADOPTED, _S.REMOVING, _S.REMOVED})
 
 _COLUMNS = (
     "domain, wildcard, state, origin, added_by_us, place, first_seen, last_change, "
@@ -253,6 +254,14 @@ class Ledger:
             result = await _fetch(conn, name)
         assert result is not None
         return result
+
+    async def mark_missing(self, domain: str, *, now: float | None = None) -> LedgerEntry:
+        """Closte's own list no longer has ``domain`` though we believed it held (removed in
+        the dashboard, or a delete that landed before a crash): 'removed', so a source that
+        still wants it adds it again. An 'adding' row stays as it is: its add did not land."""
+        return await self._move(
+            domain, DomainState.REMOVED, _MAY_GO_MISSING, "attempts = 0", now=now
+        )
 
     async def _move(
         self,

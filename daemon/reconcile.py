@@ -1,0 +1,114 @@
+"""One reconcile pass: make Closte hold the desired set, recording intent before each call.
+
+The order of a pass: finish calls a previous run left unfinished (the ledger's 'adding' and
+'removing' rows), read what Closte holds (``/getdomains``), adopt what we did not know,
+plan against the guard, then add and remove. Each call is preceded by a durable ledger
+step, so a crash at any point leaves a state the next pass resumes from, and every call is
+idempotent ("already added" and "already gone" are successes). The long-running reconciler
+loop builds on this pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from closte_sync.daemon.closte.client import ClosteClient
+from closte_sync.daemon.closte.results import CallResult
+from closte_sync.daemon.events import EventSink, Level, make_event
+from closte_sync.daemon.plan import Plan, make_plan
+from closte_sync.daemon.settings import GuardSettings
+from closte_sync.daemon.sources.base import DesiredDomain
+from closte_sync.daemon.store import DomainState, Store
+
+KIND = "integration-closte"
+
+
+@dataclass
+class PassReport:
+    plan: Plan | None = None
+    held_before: tuple[str, ...] = ()
+    adopted: tuple[str, ...] = ()
+    results: list[CallResult] = field(default_factory=list)
+    error: str | None = None  # the pass could not run (Closte's list failed)
+
+    @property
+    def failures(self) -> list[CallResult]:
+        return [r for r in self.results if not r.ok]
+
+
+async def reconcile_once(
+    desired: Mapping[str, DesiredDomain],
+    closte: ClosteClient,
+    store: Store,
+    guard: GuardSettings,
+    events: EventSink,
+    *,
+    force: bool = False,
+) -> PassReport:
+    report = PassReport()
+    for name, wanted in desired.items():
+        await store.ledger.want(name, wanted.origin, place=wanted.place)
+
+    listed = await closte.list_aliases()
+    if not listed.ok:
+        # Without Closte's own list we cannot tell what to add safely: try again next pass.
+        report.error = f"listing Closte's aliases failed: {listed.kind} ({listed.message})"
+        events.emit(make_event(Level.ERROR, KIND, report.error))
+        return report
+    held = set(listed.domains)
+    report.held_before = tuple(sorted(held))
+
+    for believed in await store.ledger.entries(
+        [DomainState.HELD, DomainState.ADOPTED, DomainState.REMOVING]
+    ):
+        if believed.domain not in held:
+            await store.ledger.mark_missing(believed.domain)
+
+    adopted: list[str] = []
+    for name in sorted(held):
+        entry = await store.ledger.get(name)
+        if entry is None or entry.state in (DomainState.REMOVED, DomainState.ADDING):
+            await store.ledger.adopt(name)
+            if entry is None:
+                adopted.append(name)
+    report.adopted = tuple(adopted)
+
+    owned = {e.domain for e in await store.ledger.entries() if e.added_by_us}
+    plan = make_plan(desired.keys(), held, owned, guard, force=force)
+    report.plan = plan
+    if plan.refused_removals:
+        events.emit(make_event(Level.WARNING, "guard", plan.refused_removals))
+
+    for name in plan.keep:
+        kept = await store.ledger.get(name)
+        if kept is not None and kept.state is not DomainState.HELD:
+            await store.ledger.mark_held(name)
+
+    results = await asyncio.gather(
+        *(_add(name, closte, store) for name in plan.add),
+        *(_remove(name, closte, store) for name in plan.remove),
+    )
+    report.results = list(results)
+    return report
+
+
+async def _add(name: str, closte: ClosteClient, store: Store) -> CallResult:
+    await store.ledger.mark_adding(name)
+    result = await closte.add_alias(name)
+    if result.ok:
+        await store.ledger.mark_held(name)
+    else:
+        await store.ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
+    return result
+
+
+async def _remove(name: str, closte: ClosteClient, store: Store) -> CallResult:
+    await store.ledger.mark_removing(name)
+    result = await closte.remove_alias(name)
+    if result.ok:
+        await store.ledger.mark_removed(name)
+    else:
+        await store.ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
+    return result

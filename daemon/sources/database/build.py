@@ -1,0 +1,212 @@
+"""Turning the rows of one read into a snapshot: pure functions, no I/O.
+
+Which sites count as "new" (they need a mapping record like the one the plugin creates):
+a site of this network (``blogs.site_id`` = network id) that is not deleted, spam or
+archived, whose domain is not the network's own domain (``site.domain`` or
+DOMAIN_CURRENT_SITE) and has no row in the mappings table, active or not. On a subdomain
+install that is every site; on a subdirectory install it is only a site moved to its own
+domain. Leaving out deleted, spam and archived sites is our choice: such a site is not
+served, so asking Closte for its domain and certificate would only spend the rate budget;
+it gets its record when the admin brings it back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from closte_sync.daemon.events import Level
+from closte_sync.daemon.settings import MAX_INTERVAL_S, MIN_INTERVAL_S
+from closte_sync.daemon.sources.base import DesiredDomain, SourceProblem
+from closte_sync.daemon.sources.database.phpserial import PhpSerialError, php_unserialize
+from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead, SiteRow
+from closte_sync.daemon.sources.database.tables import (
+    DEFAULT_STAGE,
+    SETTINGS_KEY,
+    STAGES,
+    TableNames,
+)
+from closte_sync.shared.domains import DomainError
+from closte_sync.shared.domains import normalize_domain as _normalize_uncached
+
+INTERVAL_KEY = "dns_check_interval"
+
+
+# Every read sees the same names again; remembering them keeps a re-read of 10,000 rows
+# cheap. A bad name is remembered by its reason (a fresh error is raised each time).
+@functools.lru_cache(maxsize=65536)
+def _normalized(text: str) -> tuple[str, str]:
+    try:
+        return _normalize_uncached(text), ""
+    except DomainError as exc:
+        return "", exc.reason
+
+
+def normalize_domain(text: str) -> str:
+    name, reason = _normalized(text)
+    if reason:
+        raise DomainError(text, reason)
+    return name
+
+
+@dataclass
+class Built:
+    domains: dict[str, DesiredDomain] = field(default_factory=dict)
+    problems: list[SourceProblem] = field(default_factory=list)
+    facts: dict[str, object] = field(default_factory=dict)
+    missing_records: list[DesiredDomain] = field(default_factory=list)  # origin "site"
+
+
+def build(
+    read: NetworkRead,
+    tables: TableNames,
+    *,
+    network_id: int,
+    active_only: bool,
+    domain_current_site: str | None,
+) -> Built:
+    built = Built()
+    mapped = _add_mappings(built, read.mappings, tables.mappings, active_only)
+    main_domains = _main_domains(built, read.network_domain, domain_current_site, tables.site)
+    for desired in _new_sites(built, read.sites, tables.blogs, network_id, mapped, main_domains):
+        built.missing_records.append(desired)
+        built.domains.setdefault(desired.name, desired)
+    _read_interval(built, read.settings_value, tables.sitemeta)
+    return built
+
+
+def _add_mappings(
+    built: Built, rows: Iterable[MappingRow], table: str, active_only: bool
+) -> set[str]:
+    """Adds the desired mappings; returns every mapped name (active or not)."""
+    mapped: set[str] = set()
+    for row in rows:
+        place = f"{table}#{row.id}"
+        try:
+            name = normalize_domain(row.domain)
+        except DomainError as exc:
+            built.problems.append(SourceProblem(place, f"domain {row.domain!r}: {exc.reason}"))
+            continue
+        mapped.add(name)
+        if row.stage is not None and row.stage not in STAGES:
+            built.problems.append(
+                SourceProblem(place, f"{name}: unknown stage {row.stage!r}", Level.WARNING)
+            )
+        if active_only and not row.active:
+            continue
+        desired = DesiredDomain(
+            name=name,
+            origin="database",
+            active=row.active,
+            blog_id=row.blog_id,
+            mapping_id=row.id,
+            stage=row.stage,
+            primary=row.primary,
+            place=place,
+        )
+        earlier = built.domains.get(name)
+        if earlier is not None:
+            built.problems.append(
+                SourceProblem(place, f"{name}: also mapped by {earlier.place}", Level.WARNING)
+            )
+            # An active row says more than an inactive one; otherwise the first row wins.
+            if earlier.active or not desired.active:
+                continue
+        built.domains[name] = desired
+    return mapped
+
+
+def _main_domains(
+    built: Built, network_domain: str | None, domain_current_site: str | None, site_table: str
+) -> set[str]:
+    names: set[str] = set()
+    for raw, place in ((network_domain, site_table), (domain_current_site, "DOMAIN_CURRENT_SITE")):
+        if not raw:
+            continue
+        try:
+            names.add(normalize_domain(raw))
+        except DomainError as exc:
+            built.problems.append(
+                SourceProblem(place, f"network domain {raw!r}: {exc.reason}", Level.WARNING)
+            )
+    return names
+
+
+def _new_sites(
+    built: Built,
+    sites: Iterable[SiteRow],
+    table: str,
+    network_id: int,
+    mapped: set[str],
+    main_domains: set[str],
+) -> Iterable[DesiredDomain]:
+    seen: set[str] = set()
+    for site in sites:
+        if site.site_id != network_id or site.deleted or site.spam or site.archived:
+            continue
+        place = f"{table}#{site.blog_id}"
+        try:
+            name = normalize_domain(site.domain)
+        except DomainError as exc:
+            built.problems.append(SourceProblem(place, f"domain {site.domain!r}: {exc.reason}"))
+            continue
+        if name in main_domains or name in mapped or name in seen:
+            continue
+        seen.add(name)
+        # The record the plugin itself creates for a new site: active, primary, checking DNS.
+        yield DesiredDomain(
+            name=name,
+            origin="site",
+            active=True,
+            blog_id=site.blog_id,
+            stage=DEFAULT_STAGE,
+            primary=True,
+            place=place,
+        )
+
+
+def _read_interval(built: Built, raw: str | None, sitemeta_table: str) -> None:
+    if raw is None:
+        return  # the option is not set: the plugin's default applies, nothing to report
+    place = f"{sitemeta_table}:{SETTINGS_KEY}"
+    try:
+        settings = php_unserialize(raw)
+    except PhpSerialError as exc:
+        built.problems.append(SourceProblem(place, str(exc)))
+        return
+    if not isinstance(settings, dict):
+        built.problems.append(
+            SourceProblem(place, f"expected a serialized array, got {type(settings).__name__}")
+        )
+        return
+    if INTERVAL_KEY not in settings:
+        return
+    value = settings[INTERVAL_KEY]
+    interval = _whole_number(value)
+    if interval is None:
+        built.problems.append(
+            SourceProblem(place, f"{INTERVAL_KEY} {value!r} is not a whole number of seconds")
+        )
+    elif not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
+        built.problems.append(
+            SourceProblem(
+                place,
+                f"{INTERVAL_KEY} {interval} is outside {MIN_INTERVAL_S}..{MAX_INTERVAL_S} seconds",
+            )
+        )
+    else:
+        built.facts[INTERVAL_KEY] = interval
+
+
+def _whole_number(value: object) -> int | None:
+    # WordPress settings pages save numbers as strings ("120") as often as integers.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None

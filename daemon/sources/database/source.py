@@ -1,0 +1,282 @@
+"""DatabaseSource: the desired domains as the multisite database holds them.
+
+``read`` is one full read. ``watch`` yields the first snapshot at once, then polls a cheap
+fingerprint (MySQL) or waits for file notifications (SQLite) and reads everything again only
+when it changed, yielding a snapshot only when the result differs. When the database cannot
+be reached it reconnects with capped exponential backoff and yields an unhealthy snapshot
+that keeps the last good domains, so nothing downstream mistakes an outage for "no domains".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
+from closte_sync.daemon.settings import DatabaseSettings, WordPressFacts
+from closte_sync.daemon.sources.base import DesiredDomain, SourceProblem, SourceSnapshot
+from closte_sync.daemon.sources.database.backend import Backend, DatabaseUnavailable
+from closte_sync.daemon.sources.database.build import Built, build
+from closte_sync.daemon.sources.database.mysql import MySQLBackend
+from closte_sync.daemon.sources.database.sqlite import SQLiteBackend
+from closte_sync.daemon.sources.database.tables import STAGES, DatabaseConfigError, TableNames
+from closte_sync.shared.domains import normalize_domain
+
+EVENT_KIND = "database"
+
+
+class DatabaseSource:
+    name = "database"
+
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        wordpress: WordPressFacts | None = None,
+        sink: EventSink | None = None,
+        *,
+        backoff_base_s: float = 0.25,
+        backoff_max_s: float = 30.0,
+        safety_poll_s: float = 5.0,
+    ) -> None:
+        if settings.connection is None:
+            raise DatabaseConfigError("database: no connection configured (database.url)")
+        if settings.poll_s <= 0:
+            raise DatabaseConfigError(f"database.poll_s {settings.poll_s!r}: must be above 0")
+        self.settings = settings
+        self.tables = TableNames.build(settings.base_prefix, settings.network_id)
+        self._wordpress = wordpress or WordPressFacts()
+        self._sink: EventSink = sink or NullSink()
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._backend = self._make_backend()
+        self._period = safety_poll_s if self._backend.change_notifications else settings.poll_s
+        # One connection, one user at a time: watch, read and write_stage share it.
+        self._lock = asyncio.Lock()
+        # Set after our own writes, which SQLite's data_version does not report.
+        self._poked = asyncio.Event()
+        self._closed = False
+        self._last_good: SourceSnapshot | None = None
+        self._reported: frozenset[SourceProblem] = frozenset()
+
+    def _make_backend(self) -> Backend:
+        connection = self.settings.connection
+        assert connection is not None
+        if connection.kind == "mysql":
+            return MySQLBackend(connection, self.tables, self.settings.network_id)
+        if connection.sqlite_path is None:
+            raise DatabaseConfigError("database: sqlite connection without a file path")
+        writable = self.settings.write_back or self.settings.create_site_records
+        return SQLiteBackend(
+            connection.sqlite_path,
+            self.tables,
+            self.settings.network_id,
+            writable=writable,
+        )
+
+    @property
+    def last_good(self) -> SourceSnapshot | None:
+        return self._last_good
+
+    # -- Source protocol ------------------------------------------------------------------
+
+    async def read(self) -> SourceSnapshot:
+        try:
+            async with self._lock:
+                return await self._read_locked()
+        except DatabaseUnavailable as exc:
+            return self._unhealthy(exc)
+
+    async def watch(self) -> AsyncIterator[SourceSnapshot]:
+        last_fingerprint: object = None
+        last_yielded: SourceSnapshot | None = None
+        failures = 0
+        read_cost = 0.0  # how long the last look that found a change took, end to end
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            # poll_s bounds the time from a commit to its snapshot: the next look starts
+            # early by what a look with a full read took last time, so a change committed
+            # just after this look is out by poll_s. A backend that is told about changes
+            # (SQLite's file watch) only needs the slow safety poll.
+            started = loop.time()
+            next_poll = started + self._period - min(read_cost, self._period / 2)
+            try:
+                async with self._lock:
+                    if self._closed:
+                        return  # aclose() ran while we waited for the lock: do not reconnect
+                    fingerprint = await self._backend.fingerprint()
+                    snapshot = None
+                    if fingerprint != last_fingerprint or self._poked.is_set():
+                        self._poked.clear()
+                        snapshot = await self._read_locked()
+                        # The fingerprint taken before the read: a change during the read
+                        # shows up as a new fingerprint on the next poll.
+                        last_fingerprint = fingerprint
+                        read_cost = loop.time() - started
+                if failures:
+                    self._emit(Level.INFO, f"reconnected to {self._backend.description}")
+                    failures = 0
+            except DatabaseUnavailable as exc:
+                failures += 1
+                last_fingerprint = None
+                if failures == 1:
+                    self._emit(Level.ERROR, f"database unreachable, reconnecting: {exc}")
+                # The first failure is retried at once (a dropped connection usually comes
+                # straight back); only a second one makes the snapshot unhealthy.
+                if failures >= 2:
+                    unhealthy = self._unhealthy(exc)
+                    if not _same(unhealthy, last_yielded):
+                        last_yielded = unhealthy
+                        yield unhealthy
+                await self._pause(self._backoff(failures))
+                continue
+            if snapshot is not None and not _same(snapshot, last_yielded):
+                last_yielded = snapshot
+                yield snapshot
+            await self._pause(next_poll - loop.time())
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._poked.set()  # wakes a pausing watch() so it can end
+        async with self._lock:
+            await self._backend.close()
+
+    # -- write-back -----------------------------------------------------------------------
+
+    async def write_stage(self, domain: str, stage: str, secure: bool) -> bool:
+        """Record a domain's stage (and secure flag) in its mapping rows, as the plugin would.
+
+        Changes only ``stage``, ``secure`` and ``date_modified``, only on rows whose domain is
+        ``domain``, and only rows that differ. Returns True when the domain has rows (now at
+        this stage), False when write-back is off or no row maps the domain. Raises
+        ValueError for a stage the plugin does not know, DatabaseUnavailable when the
+        database cannot be written.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"stage {stage!r}: not one of {', '.join(STAGES)}")
+        name = normalize_domain(domain)
+        if not self.settings.write_back:
+            return False
+        async with self._lock:
+            rows = [r for r in await self._backend.read_mappings() if _matches(r.domain, name)]
+            stale = [r for r in rows if r.stage != stage or r.secure != secure]
+            if stale:
+                await self._backend.update_stage(stale, stage, secure)
+                self._poked.set()
+        if stale:
+            self._emit(Level.INFO, f"stage of {name} set to {stage}", domain=name, stage=stage)
+        return bool(rows)
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _read_locked(self) -> SourceSnapshot:
+        built = build(
+            await self._backend.read_all(),
+            self.tables,
+            network_id=self.settings.network_id,
+            active_only=self.settings.active_only,
+            domain_current_site=self._wordpress.domain_current_site,
+        )
+        if self.settings.create_site_records and built.missing_records:
+            await self._create_site_records(built)
+        snapshot = SourceSnapshot(
+            source=self.name,
+            domains=built.domains,
+            healthy=True,
+            problems=tuple(built.problems),
+            facts=built.facts,
+        )
+        self._report_problems(snapshot.problems)
+        self._last_good = snapshot
+        return snapshot
+
+    async def _create_site_records(self, built: Built) -> None:
+        created = False
+        for desired in built.missing_records:
+            assert desired.blog_id is not None
+            new_id = await self._backend.insert_site_record(desired.blog_id, desired.name)
+            if new_id is None:
+                continue  # someone else (the plugin, another daemon) got there first
+            created = True
+            built.domains[desired.name] = _with_mapping_id(desired, new_id, self.tables.mappings)
+            self._emit(
+                Level.INFO,
+                f"created the domain record for new site {desired.place}: {desired.name}",
+                domain=desired.name,
+                blog_id=desired.blog_id,
+                mapping_id=new_id,
+            )
+        if created:
+            self._poked.set()  # our insert is not seen by SQLite's data_version
+
+    def _unhealthy(self, why: DatabaseUnavailable) -> SourceSnapshot:
+        last = self._last_good
+        return SourceSnapshot(
+            source=self.name,
+            domains=dict(last.domains) if last else {},
+            healthy=False,
+            problems=(SourceProblem(why.where, why.reason),),
+            facts=dict(last.facts) if last else {},
+        )
+
+    def _report_problems(self, problems: tuple[SourceProblem, ...]) -> None:
+        # Each problem is reported once when it appears, not on every read.
+        current = frozenset(problems)
+        for problem in problems:
+            if problem not in self._reported:
+                self._emit(problem.level, str(problem), place=problem.place)
+        self._reported = current
+
+    def _backoff(self, failures: int) -> float:
+        if failures <= 1:
+            return 0.0
+        return float(min(self._backoff_max_s, self._backoff_base_s * 2 ** (failures - 2)))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait for a change (or a poke from our own write), at most ``seconds``."""
+        if seconds <= 0:
+            return
+        poke = asyncio.ensure_future(self._poked.wait())
+        change = asyncio.ensure_future(self._backend.wait_for_change(seconds))
+        try:
+            await asyncio.wait({poke, change}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (poke, change):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _emit(
+        self, level: Level, message: str, *, domain: str | None = None, **details: object
+    ) -> None:
+        self._sink.emit(make_event(level, EVENT_KIND, message, domain=domain, **details))
+
+
+def _matches(raw: str, name: str) -> bool:
+    try:
+        return normalize_domain(raw) == name
+    except ValueError:
+        return False
+
+
+def _with_mapping_id(desired: DesiredDomain, mapping_id: int, table: str) -> DesiredDomain:
+    return DesiredDomain(
+        name=desired.name,
+        origin=desired.origin,
+        active=desired.active,
+        blog_id=desired.blog_id,
+        mapping_id=mapping_id,
+        stage=desired.stage,
+        primary=desired.primary,
+        place=f"{table}#{mapping_id}",
+    )
+
+
+def _same(a: SourceSnapshot, b: SourceSnapshot | None) -> bool:
+    return (
+        b is not None
+        and a.healthy == b.healthy
+        and dict(a.domains) == dict(b.domains)
+        and a.problems == b.problems
+        and dict(a.facts) == dict(b.facts)
+    )
