@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar
 from importlib import metadata
@@ -40,6 +40,7 @@ from closte_sync.daemon.closte.results import (
     ResultKind,
     classify_response,
 )
+from closte_sync.daemon.closte.transport import AiohttpTransport
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.shared.domains import DomainError, is_wildcard, normalize_domain
@@ -127,61 +128,6 @@ class _QueryKeyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class _SlotsTransport(httpx.AsyncBaseTransport):
-    """``size`` single-connection transports handed out one per request.
-
-    httpcore's pool rescans every connection on every state change, which costs more than
-    the request itself once a dozen connections are open; one connection per slot makes
-    that scan trivial. The slots also bound how many requests are in flight.
-    """
-
-    def __init__(self, size: int, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
-        self._all = [make() for _ in range(size)]
-        # LIFO: the most recently used connection is the one most likely still open.
-        self._idle: asyncio.LifoQueue[httpx.AsyncBaseTransport] = asyncio.LifoQueue()
-        for transport in self._all:
-            self._idle.put_nowait(transport)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        transport = await self._idle.get()
-        try:
-            response = await transport.handle_async_request(request)
-        except BaseException:
-            self._idle.put_nowait(transport)
-            raise
-        stream = _ReleasingStream(response.stream, lambda: self._idle.put_nowait(transport))
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=stream,
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        for transport in self._all:
-            await transport.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    """A response body that gives its slot back once it is closed."""
-
-    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            if self._release is not None:
-                self._release()
-                self._release = None
-
-
 class _NoCookies(CookieJar):
     """Closte's API is stateless: keep no cookies (and skip cookie parsing per request)."""
 
@@ -227,15 +173,11 @@ class ClosteClient:
             write=settings.timeout_s,
             pool=settings.timeout_s,
         )
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        # One TLS context for all slots: building one loads the CA bundle (tens of ms).
-        tls = httpx.create_ssl_context()
-        slots = _SlotsTransport(
-            settings.concurrency,
-            lambda: httpx.AsyncHTTPTransport(verify=tls, limits=limits, retries=0),
+        wire = AiohttpTransport(
+            ssl_context=httpx.create_ssl_context(), max_connections=settings.concurrency
         )
         self._http = httpx.AsyncClient(
-            transport=_QueryKeyTransport(slots, self._api_key),
+            transport=_QueryKeyTransport(wire, self._api_key),
             timeout=timeout,
             cookies=httpx.Cookies(_NoCookies()),
             follow_redirects=False,
