@@ -39,6 +39,24 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 # -- ledger ---------------------------------------------------------------------------
 
 
+async def test_a_held_alias_closte_no_longer_lists_goes_back_to_removed(store: Store) -> None:
+    await store.ledger.want("gone.example.com", DomainOrigin.FILE)
+    await store.ledger.mark_adding("gone.example.com")
+    await store.ledger.mark_held("gone.example.com")
+    missing = await store.ledger.mark_missing("gone.example.com")
+    assert missing.state is DomainState.REMOVED
+    assert missing.added_by_us  # still ours: a source that wants it adds it again
+    again = await store.ledger.mark_adding("gone.example.com")
+    assert again.state is DomainState.ADDING
+
+
+async def test_an_add_in_flight_is_not_marked_missing(store: Store) -> None:
+    await store.ledger.want("flying.example.com", DomainOrigin.FILE)
+    await store.ledger.mark_adding("flying.example.com")
+    with pytest.raises(LedgerTransitionError):
+        await store.ledger.mark_missing("flying.example.com")
+
+
 async def test_add_cycle_records_intent_then_outcome(store: Store) -> None:
     wanted = await store.ledger.want(
         "Shop.Example.COM.", DomainOrigin.DATABASE, place="wp#7", now=10

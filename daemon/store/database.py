@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -139,6 +140,27 @@ async def inspect_file(path: Path) -> FileFacts:
         raise NotAStoreError(f"{path}: not a closte-sync store: cannot read it ({exc})") from None
 
 
+async def _switch_to_wal(conn: aiosqlite.Connection, patience_s: float) -> sqlite3.Row | None:
+    """Switch to WAL, retrying while another process holds the file.
+
+    Changing the journal mode needs the file to itself, and SQLite answers SQLITE_BUSY at
+    once (without its busy handler) while another process is opening or migrating the
+    same new file, so the retries are ours: short, growing, bounded by the busy timeout.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.005
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row: sqlite3.Row | None = await cursor.fetchone()
+                return row
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
 async def connect(path: Path, *, busy_timeout_ms: int, synchronous: Synchronous) -> Database:
     """A read-write connection to an existing file, WAL mode, foreign keys on."""
     try:
@@ -150,8 +172,7 @@ async def connect(path: Path, *, busy_timeout_ms: int, synchronous: Synchronous)
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
-        async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
-            row = await cursor.fetchone()
+        row = await _switch_to_wal(conn, busy_timeout_ms / 1000)
         if row is None or str(row[0]).lower() != "wal":
             raise StoreError(
                 f"{path}: cannot switch to WAL journal mode (got {row[0] if row else None!r}); "

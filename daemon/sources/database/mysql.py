@@ -30,7 +30,13 @@ import pymysql
 
 from closte_sync.daemon.settings import DatabaseConnection
 from closte_sync.daemon.sources.database.backend import DatabaseUnavailable
-from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead, SiteRow
+from closte_sync.daemon.sources.database.reads import (
+    MYSQL,
+    ReadQueries,
+    read_mappings,
+    read_network,
+)
+from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead
 from closte_sync.daemon.sources.database.tables import DEFAULT_STAGE, SETTINGS_KEY, TableNames
 from closte_sync.shared.secret import scrub
 
@@ -60,6 +66,7 @@ class MySQLBackend:
     ) -> None:
         self._settings = connection
         self._tables = tables
+        self._queries = ReadQueries.build(tables, MYSQL)
         self._network_id = network_id
         self._fresh_s = fresh_s
         self._full_every = full_every
@@ -159,60 +166,10 @@ class MySQLBackend:
         return tuple(rows[0])
 
     async def read_all(self) -> NetworkRead:
-        t = self._tables
-        mappings = await self.read_mappings()
-        # Only live sites of this network with no mapping row of the same domain: the ones
-        # that may need a record (build() applies the exact rules on normalised names).
-        site_rows = await self._query(
-            "SELECT b.blog_id, b.site_id, b.domain, b.path, b.archived, b.spam, b.deleted"
-            f" FROM `{t.blogs}` AS b WHERE b.site_id = %s AND b.deleted = 0 AND b.spam = 0"
-            f" AND b.archived = 0 AND NOT EXISTS (SELECT 1 FROM `{t.mappings}` AS m"
-            " WHERE m.domain = b.domain) ORDER BY b.blog_id",
-            (self._network_id,),
-        )
-        network = await self._query(
-            f"SELECT domain FROM `{t.site}` WHERE id = %s", (self._network_id,)
-        )
-        option = await self._query(
-            f"SELECT meta_value FROM `{t.sitemeta}` WHERE site_id = %s AND meta_key = %s"
-            " ORDER BY meta_id LIMIT 1",
-            (self._network_id, SETTINGS_KEY),
-        )
-        return NetworkRead(
-            mappings=mappings,
-            sites=[
-                SiteRow(
-                    blog_id=int(r[0]),
-                    site_id=int(r[1]),
-                    domain=str(r[2]),
-                    path=str(r[3]),
-                    archived=bool(int(r[4])),
-                    spam=bool(int(r[5])),
-                    deleted=bool(int(r[6])),
-                )
-                for r in site_rows
-            ],
-            network_domain=str(network[0][0]) if network else None,
-            settings_value=_text(option[0][0]) if option else None,
-        )
+        return await read_network(self._query, self._queries, self._network_id)
 
     async def read_mappings(self) -> list[MappingRow]:
-        rows = await self._query(
-            "SELECT id, blog_id, domain, active, primary_domain, secure, stage"
-            f" FROM `{self._tables.mappings}` ORDER BY id"
-        )
-        return [
-            MappingRow(
-                id=int(r[0]),
-                blog_id=int(r[1]),
-                domain=str(r[2]),
-                active=bool(r[3]),
-                primary=bool(r[4]),
-                secure=bool(r[5]),
-                stage=str(r[6]) if r[6] is not None else None,
-            )
-            for r in rows
-        ]
+        return await read_mappings(self._query, self._queries)
 
     async def insert_site_record(self, blog_id: int, domain: str) -> int | None:
         table = self._tables.mappings
@@ -289,9 +246,3 @@ class MySQLBackend:
     def _unavailable(self, what: str, exc: BaseException) -> DatabaseUnavailable:
         detail = scrub(str(exc) or type(exc).__name__, self._settings.password)
         return DatabaseUnavailable(self.description, f"{what}: {detail}")
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "surrogateescape")
-    return str(value)
