@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -41,6 +42,23 @@ def test_top_level_folders_import_under_one_name() -> None:
 
 def test_a_built_wheel_holds_every_package_and_the_command(tmp_path: Path) -> None:
     # A normal (non-editable) install ships what the wheel holds; build it offline.
+    # Build from a copy, so the build leaves no build/ or egg-info in the work tree (and
+    # no stale file from an earlier build can slip into this wheel).
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".typecheck",
+            "build",
+            "*.egg-info",
+            "*_cache",
+            ".hypothesis",
+            "__pycache__",
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -53,7 +71,7 @@ def test_a_built_wheel_holds_every_package_and_the_command(tmp_path: Path) -> No
             "--no-index",
             "--wheel-dir",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         timeout=300,
