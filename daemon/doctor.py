@@ -150,7 +150,7 @@ async def check_store(ctx: DoctorContext) -> CheckResult:
     settings = ctx.settings
     if settings is None:
         return CheckResult(name, Status.SKIP, "needs the configuration")
-    from closte_sync.daemon.store import SCHEMA_VERSION, StoreError
+    from closte_sync.daemon.store import SCHEMA_VERSION, SchemaTooNewError, StoreError
     from closte_sync.daemon.store.database import inspect_file
     from closte_sync.daemon.store.migrations import check_compatible
 
@@ -164,6 +164,10 @@ async def check_store(ctx: DoctorContext) -> CheckResult:
     try:
         facts = await inspect_file(path)
         check_compatible(path, facts)
+    except SchemaTooNewError as exc:
+        return CheckResult(
+            name, Status.FAIL, str(exc), "upgrade closte-sync: a newer version wrote this store"
+        )
     except StoreError as exc:
         return CheckResult(name, Status.FAIL, str(exc), "check [store] path")
     # SQLite writes its -wal and -shm files beside the store, so the folder must be writable.
@@ -261,4 +265,19 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 async def run_checks(
     ctx: DoctorContext, checks: tuple[Check, ...] = DEFAULT_CHECKS
 ) -> list[CheckResult]:
-    return [await check(ctx) for check in checks]
+    return [await _run_one(check, ctx) for check in checks]
+
+
+async def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
+    """A check that breaks is a failed check with its reason, never a traceback: the
+    doctor is what a user runs when things are already wrong."""
+    try:
+        return await check(ctx)
+    except Exception as exc:  # the point is to catch what the checks did not foresee
+        name = check.__name__.removeprefix("check_").replace("_", " ")
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"the check itself failed: {type(exc).__name__}: {exc}",
+            "fix what the message names; if it makes no sense, report it with this output",
+        )

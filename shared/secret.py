@@ -8,6 +8,7 @@ value (the HTTP form, the DB login) calls :meth:`Secret.reveal` at the last mome
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import quote, quote_plus
 
 _VISIBLE: Final = 4
 
@@ -60,12 +61,20 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
+def spellings(value: str) -> list[str]:
+    """``value`` as it may appear in text: as is, and URL-encoded the ways HTTP libraries
+    write it (an error message quoting a URL with ``apikey=...``). Longest first."""
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
 def scrub(text: str, *secrets: Secret | str | None) -> str:
-    """Replace every occurrence of the given secrets in ``text`` with their masks."""
+    """Replace every occurrence of the given secrets (any spelling) with their masks."""
     for secret in secrets:
         if secret is None:
             continue
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value:
-            text = text.replace(value, mask(value))
+            for form in spellings(value):
+                text = text.replace(form, mask(value))
     return text

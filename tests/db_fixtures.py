@@ -362,7 +362,12 @@ class SourceBehaviour:
             db: TestDatabase, sink: EventSink | None = None, **overrides: Any
         ) -> DatabaseSource:
             wordpress = overrides.pop("wordpress", None)
-            source = DatabaseSource(db.settings(**overrides), wordpress, sink)
+            # As if the source had watched since the network was made: every site after
+            # the main one (blog 1) counts as new unless a test says otherwise.
+            after = overrides.pop("new_sites_after", 1)
+            source = DatabaseSource(
+                db.settings(**overrides), wordpress, sink, new_sites_after=after
+            )
             opened.append(source)
             return source
 
@@ -525,6 +530,31 @@ class SourceBehaviour:
         facts = WordPressFacts(subdomain_install=True, domain_current_site="www.network.test")
         snapshot = await open_source(db, wordpress=facts, create_site_records=False).read()
         assert names(snapshot) == set()
+
+    async def test_only_sites_made_while_watching_count_as_new(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        # The plugin makes records when a site is created, not for the sites already there.
+        await add_site(db, "old.network.test")
+        source = open_source(db, new_sites_after=None)
+        first = await source.read()
+        assert "old.network.test" not in first.domains
+        await add_site(db, "fresh.network.test")
+        second = await source.read()
+        assert second.domains["fresh.network.test"].origin == "site"
+        assert "old.network.test" not in second.domains
+
+    async def test_a_record_the_admin_deleted_is_not_made_again(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        await add_site(db, "shop.network.test")
+        source = open_source(db)
+        created = await source.read()
+        assert created.domains["shop.network.test"].mapping_id is not None
+        await db.execute("DELETE FROM {m} WHERE domain = 'shop.network.test'")
+        after = await source.read()
+        assert "shop.network.test" not in after.domains
+        assert await db.query("SELECT domain FROM {m}") == []
 
     async def test_two_sources_racing_insert_each_site_record_once(
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]

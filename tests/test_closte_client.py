@@ -302,9 +302,10 @@ async def test_rate_limit_holds_in_every_window(sandbox_api: SandboxApi) -> None
     took = time.monotonic() - started
     assert all(r.ok for r in results)
     starts = [e.start for e in sandbox_api.log]
-    for window in (0.1, 0.25, 0.5):
-        # +1 allows for loopback scheduling skew between the client's token and arrival.
-        assert max_in_window(starts, window) <= rate * window + burst + 1
+    for window in (0.25, 0.5, 1.0):
+        # +2 allows for arrivals bunching at the server when the machine stalls for a moment
+        # (a client without the limit would land all 20 within a few milliseconds).
+        assert max_in_window(starts, window) <= rate * window + burst + 2
     assert took >= (count - burst) / rate * 0.9
 
 

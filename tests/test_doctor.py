@@ -124,3 +124,13 @@ def test_the_command_prints_each_check_and_exits_1_on_failure(
     assert "FAIL  wp-config.php" in out
     assert "fix:" in out
     assert "checks passed: some checks failed" in out
+
+
+async def test_a_check_that_breaks_is_a_failure_not_a_traceback(tmp_path: Path) -> None:
+    async def broken(ctx: DoctorContext) -> CheckResult:
+        raise OverflowError("connect(): port must be 0-65535")
+
+    context = DoctorContext(config_path=None, env={}, cwd=tmp_path)
+    (result,) = await run_checks(context, (broken,))
+    assert result.status is Status.FAIL
+    assert "OverflowError" in result.detail and "port must be" in result.detail

@@ -47,3 +47,14 @@ def test_secrets_compare_by_value() -> None:
     assert Secret("a") == Secret("a")
     assert Secret("a") != Secret("b")
     assert not Secret("")
+
+
+def test_scrub_masks_the_url_encoded_spellings_too() -> None:
+    key = "k3y+with/slash=and&MORESECRET"
+    text = (
+        "GET /getdomains?apikey=k3y%2Bwith%2Fslash%3Dand%26MORESECRET failed; "
+        "also k3y%2Bwith/slash%3Dand%26MORESECRET and k3y%2Bwith%2Fslash%3Dand%26MORESECRET"
+    )
+    cleaned = scrub(text, Secret(key))
+    assert "MORESECRET" not in cleaned
+    assert cleaned.count(f"k3y+… ({len(key)} chars)") == 3

@@ -14,6 +14,7 @@ from db_fixtures import (
     SourceBehaviour,
     SQLiteDatabase,
     add_mapping,
+    add_site,
     has,
     names,
     next_snapshot,
@@ -125,7 +126,9 @@ async def test_a_read_only_source_never_writes(db: SQLiteDatabase) -> None:
     await db.execute(
         "INSERT INTO {blogs} (site_id, domain, path) VALUES (1, 'new.network.test', '/')"
     )
-    source = DatabaseSource(db.settings(write_back=False, create_site_records=False))
+    source = DatabaseSource(
+        db.settings(write_back=False, create_site_records=False), new_sites_after=1
+    )
     try:
         snapshot = await source.read()
         assert snapshot.domains["new.network.test"].origin == "site"
@@ -133,3 +136,42 @@ async def test_a_read_only_source_never_writes(db: SQLiteDatabase) -> None:
     finally:
         await source.aclose()
     assert await db.query("SELECT domain, stage FROM {m}") == [("kept.example.com", "checking-dns")]
+
+
+async def test_an_unreadable_row_is_a_problem_and_the_rest_still_count(
+    db: SQLiteDatabase,
+) -> None:
+    await add_mapping(db, "good.example.com")
+    # SQLite keeps what it is given: text in an integer column, as a broken import leaves it.
+    await db.execute(
+        "INSERT INTO {m} (blog_id, domain, stage) VALUES ('abc', 'bad.example.com', 'checking-dns')"
+    )
+    source = DatabaseSource(db.settings(create_site_records=False))
+    try:
+        snapshot = await source.read()
+    finally:
+        await source.aclose()
+    assert snapshot.healthy
+    assert names(snapshot) == {"good.example.com"}
+    (problem,) = snapshot.problems
+    assert problem.place == f"{db.tables.mappings}#2"
+    assert "unreadable row" in problem.message and "abc" in problem.message
+
+
+async def test_a_refused_site_record_keeps_the_read_healthy(db: SQLiteDatabase) -> None:
+    # The database refuses the insert (as a user without INSERT would be refused).
+    await db.execute(
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON {m}"
+        " BEGIN SELECT RAISE(ABORT, 'INSERT command denied'); END"
+    )
+    await add_site(db, "shop.network.test")
+    source = DatabaseSource(db.settings(), new_sites_after=1)
+    try:
+        snapshot = await source.read()
+    finally:
+        await source.aclose()
+    assert snapshot.healthy
+    assert snapshot.domains["shop.network.test"].origin == "site"
+    (problem,) = snapshot.problems
+    assert "could not create the record for new site" in problem.message
+    assert "create_site_records" in problem.message

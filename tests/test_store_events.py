@@ -305,6 +305,29 @@ async def test_a_secret_that_slipped_into_an_event_never_reaches_the_file(tmp_pa
     assert mask(API_KEY).encode() in stored  # the hint is there: the scrub really ran
 
 
+async def test_a_url_encoded_secret_is_masked_too(tmp_path: Path) -> None:
+    key = "k3y+with/slash=and&MORESECRET"
+    path = tmp_path / "state.sqlite3"
+    store = await open_store(StoreSettings(path=path))
+    store.register_secret(Secret(key))
+    store.events.emit(
+        make_event(
+            Level.ERROR,
+            "integration-closte",
+            "400, message='Bad status line', url='http://x/getdomains?apikey="
+            "k3y%2Bwith/slash%3Dand%26MORESECRET'",
+            url="http://x/getdomains?apikey=k3y%2Bwith%2Fslash%3Dand%26MORESECRET",
+        )
+    )
+    await store.events.flush()
+    await store.aclose()
+    stored = b"".join(
+        p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()
+    )
+    assert b"MORESECRET" not in stored
+    assert mask(key).encode() in stored
+
+
 async def test_prune_by_age_and_by_count_in_chunks(tmp_path: Path) -> None:
     now = 1_800_000_000.0
     day = 86_400.0

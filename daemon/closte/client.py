@@ -334,8 +334,11 @@ class ClosteClient:
 
     def _finish(self, result: _R) -> _R:
         """Scrub the result of the key (Closte might echo it) and report it as one event."""
-        if result.message and self._api_key.reveal() in result.message:
-            result = replace(result, message=scrub(result.message, self._api_key))
+        if result.message:
+            # Any spelling of the key (raw or URL-encoded) that Closte or a library echoed.
+            cleaned = scrub(result.message, self._api_key)
+            if cleaned != result.message:
+                result = replace(result, message=cleaned)
         kind = result.kind
         level = (
             Level.INFO if kind.is_success else Level.WARNING if kind.is_transient else Level.ERROR

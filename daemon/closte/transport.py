@@ -65,7 +65,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         except aiohttp.ClientResponseError as exc:  # e.g. a malformed status line
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+            # Its str() quotes the request URL (the GET carries the key): give the reason only.
+            reason = f"{type(exc).__name__}: {exc.status} {exc.message}"
+            raise httpx.RemoteProtocolError(reason, request=request) from exc
         return httpx.Response(
             response.status,
             headers=response.raw_headers,

@@ -117,7 +117,9 @@ async def _sync(loaded: LoadedConfig, watch: bool) -> int:
         stack.push_async_callback(store.aclose)
         store.register_secret(settings.closte.api_key)
         events: EventSink = store.events
-        database = DatabaseSource(settings.database, settings.wordpress, events)
+        # The sample network's sites were made just now, as if closte-sync had watched the
+        # network from its start: every site after the main one (blog 1) is new.
+        database = DatabaseSource(settings.database, settings.wordpress, events, new_sites_after=1)
         stack.push_async_callback(database.aclose)
         sources: list[DatabaseSource | DomainsFileSource] = [database]
         file_source = DomainsFileSource.from_settings(settings.domains_file, events)

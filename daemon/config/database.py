@@ -41,7 +41,8 @@ class DbHost:
 
 
 def parse_db_host(value: str) -> DbHost:
-    """Split DB_HOST as ``wpdb::parse_db_host`` does."""
+    """Split DB_HOST as ``wpdb::parse_db_host`` does; a port outside 1..65535 is a
+    ValueError."""
     socket = None
     host = value.strip()
     socket_at = host.find(":/")
@@ -52,7 +53,10 @@ def parse_db_host(value: str) -> DbHost:
     match = pattern.match(host)
     found_host = match.group("host") if match else ""
     port = match.group("port") if match else None
-    return DbHost(found_host or "", int(port) if port else None, socket)
+    number = int(port) if port else None
+    if number is not None and not 1 <= number <= 65535:
+        raise ValueError(f"port {number} is outside 1..65535")
+    return DbHost(found_host or "", number, socket)
 
 
 def default_socket(candidates: Sequence[Path]) -> Path | None:

@@ -458,7 +458,19 @@ def _wp_mysql(
             )
         return None
     value = {name: php_string(found.value) for name, found in defs.items() if found is not None}
-    host = parse_db_host(value["DB_HOST"])
+    try:
+        host = parse_db_host(value["DB_HOST"])
+    except ValueError as exc:
+        found = reader.wp.get("DB_HOST")
+        line = f":{found.line}" if isinstance(found, Defined) else ""
+        reader.problems.append(
+            ConfigProblem(
+                Level.ERROR,
+                f"{reader.wp.path}{line}: DB_HOST {value['DB_HOST']!r}: {exc}; "
+                f"correct it or set {reader.hint_for(KEYS['database.url'])}",
+            )
+        )
+        return None
     connection = mysql_connection(
         name=value["DB_NAME"],
         user=value["DB_USER"],

@@ -243,7 +243,9 @@ def _typed(key: Key, raw: object, *, base_dir: Path, socket_candidates: Sequence
     if raw == "" and key.optional:
         return None  # an empty string unsets an optional key
     if kind == "secret":
-        return Secret(raw)
+        # Keys pasted into a shell or a TOML file often carry a stray space or newline;
+        # no API key or password of ours starts or ends with white space.
+        return Secret(raw.strip()) if raw.strip() else None
     if kind == "path":
         if not raw:
             raise ValueProblem("expected a path, got an empty string")

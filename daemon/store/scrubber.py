@@ -11,24 +11,28 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from closte_sync.shared.secret import Secret, mask
+from closte_sync.shared.secret import Secret, mask, spellings
 
 
 class Scrubber:
     def __init__(self) -> None:
-        self._values: list[str] = []
+        # Every spelling of every secret (as is, URL-encoded), with the mask it becomes.
+        self._values: list[tuple[str, str]] = []
 
     def register(self, secret: Secret) -> None:
         value = secret.reveal()
-        if value and value not in self._values:
-            self._values.append(value)
-            # Longest first, so a secret that contains another is masked as a whole.
-            self._values.sort(key=len, reverse=True)
+        if not value:
+            return
+        for form in spellings(value):
+            if all(form != known for known, _ in self._values):
+                self._values.append((form, mask(value)))
+        # Longest first, so a secret that contains another is masked as a whole.
+        self._values.sort(key=lambda pair: len(pair[0]), reverse=True)
 
     def text(self, text: str) -> str:
-        for value in self._values:
+        for value, masked in self._values:
             if value in text:
-                text = text.replace(value, mask(value))
+                text = text.replace(value, masked)
         return text
 
     def optional_text(self, text: str | None) -> str | None:
@@ -40,10 +44,10 @@ class Scrubber:
         ``str()`` of a ``Secret`` is its mask, so Secret objects in details are safe too.
         """
         encoded = json.dumps(value, default=str, ensure_ascii=False)
-        for secret in self._values:
+        for secret, shown in self._values:
             # A value inside JSON may be escaped ("\"", "\\"): mask both spellings.
             escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
-            masked = json.dumps(mask(secret), ensure_ascii=False)[1:-1]
+            masked = json.dumps(shown, ensure_ascii=False)[1:-1]
             encoded = encoded.replace(escaped, masked)
             if escaped != secret:
                 encoded = encoded.replace(secret, masked)

@@ -37,8 +37,9 @@ class Backend(Protocol):
     async def fingerprint(self) -> Hashable:
         """A cheap value that changes whenever a full read could give something new."""
 
-    async def read_all(self) -> NetworkRead:
-        """Mappings, sites, the network's domain and the plugin's settings, in one go."""
+    async def read_all(self, sites_after: int | None) -> NetworkRead:
+        """Mappings, the sites newer than ``sites_after`` (None: none, only the highest
+        blog_id), the network's domain and the plugin's settings, in one go."""
 
     async def read_mappings(self) -> list[MappingRow]:
         """Only the mapping rows (for write-back)."""

@@ -1,13 +1,15 @@
 """Turning the rows of one read into a snapshot: pure functions, no I/O.
 
 Which sites count as "new" (they need a mapping record like the one the plugin creates):
-a site of this network (``blogs.site_id`` = network id) that is not deleted, spam or
-archived, whose domain is not the network's own domain (``site.domain`` or
-DOMAIN_CURRENT_SITE) and has no row in the mappings table, active or not. On a subdomain
-install that is every site; on a subdirectory install it is only a site moved to its own
-domain. Leaving out deleted, spam and archived sites is our choice: such a site is not
-served, so asking Closte for its domain and certificate would only spend the rate budget;
-it gets its record when the admin brings it back.
+a site of this network (``blogs.site_id`` = network id) created after the source began
+watching (a blog_id above its mark: the plugin makes records when a site is created, not
+for sites that were there before it), not deleted, spam or archived, whose domain is not
+the network's own domain (``site.domain`` or DOMAIN_CURRENT_SITE) and has no row in the
+mappings table, active or not, and that was not handled before (a site whose record an
+admin deleted is not given a new one). On a subdomain install that is every new site; on a
+subdirectory install it is only a site with its own domain. Leaving out deleted, spam and
+archived sites is our choice: such a site is not served, so asking Closte for its domain
+and certificate would only spend the rate budget.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Built:
     problems: list[SourceProblem] = field(default_factory=list)
     facts: dict[str, object] = field(default_factory=dict)
     missing_records: list[DesiredDomain] = field(default_factory=list)  # origin "site"
+    handled_sites: set[int] = field(default_factory=set)  # new sites that have a record
 
 
 def build(
@@ -65,11 +68,15 @@ def build(
     network_id: int,
     active_only: bool,
     domain_current_site: str | None,
+    handled_sites: frozenset[int] = frozenset(),
 ) -> Built:
     built = Built()
+    for place, why in read.unreadable:
+        built.problems.append(SourceProblem(place, why))
     mapped = _add_mappings(built, read.mappings, tables.mappings, active_only)
     main_domains = _main_domains(built, read.network_domain, domain_current_site, tables.site)
-    for desired in _new_sites(built, read.sites, tables.blogs, network_id, mapped, main_domains):
+    sites = [s for s in read.sites if s.blog_id not in handled_sites]
+    for desired in _new_sites(built, sites, tables.blogs, network_id, mapped, main_domains):
         built.missing_records.append(desired)
         built.domains.setdefault(desired.name, desired)
     _read_interval(built, read.settings_value, tables.sitemeta)
@@ -151,7 +158,10 @@ def _new_sites(
         except DomainError as exc:
             built.problems.append(SourceProblem(place, f"domain {site.domain!r}: {exc.reason}"))
             continue
-        if name in main_domains or name in mapped or name in seen:
+        if name in mapped:
+            built.handled_sites.add(site.blog_id)
+            continue
+        if name in main_domains or name in seen:
             continue
         seen.add(name)
         # The record the plugin itself creates for a new site: active, primary, checking DNS.

@@ -165,8 +165,8 @@ class MySQLBackend:
         rows = await self._query(sql, (self._network_id, SETTINGS_KEY))
         return tuple(rows[0])
 
-    async def read_all(self) -> NetworkRead:
-        return await read_network(self._query, self._queries, self._network_id)
+    async def read_all(self, sites_after: int | None) -> NetworkRead:
+        return await read_network(self._query, self._queries, self._network_id, sites_after)
 
     async def read_mappings(self) -> list[MappingRow]:
         return await read_mappings(self._query, self._queries)

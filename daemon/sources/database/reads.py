@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead, SiteRow
 from closte_sync.daemon.sources.database.tables import SETTINGS_KEY, TableNames
@@ -26,12 +26,18 @@ MYSQL = Dialect(quote="`", param="%s")
 SQLITE = Dialect(quote='"', param="?")
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class ReadQueries:
     mappings: str
     sites: str
     network: str
     settings: str
+    max_blog_id: str
+    mappings_table: str
+    blogs_table: str
 
     @classmethod
     def build(cls, tables: TableNames, dialect: Dialect) -> ReadQueries:
@@ -42,33 +48,74 @@ class ReadQueries:
         return cls(
             mappings="SELECT id, blog_id, domain, active, primary_domain, secure, stage"
             f" FROM {table(tables.mappings)} ORDER BY id",
-            # Only live sites of this network with no mapping row of the same domain: the
-            # ones that may need a record (build() applies the exact rules on normalised names).
-            sites="SELECT b.blog_id, b.site_id, b.domain, b.path, b.archived, b.spam, b.deleted"
-            f" FROM {table(tables.blogs)} AS b WHERE b.site_id = {p} AND b.deleted = 0"
-            f" AND b.spam = 0 AND b.archived = 0 AND NOT EXISTS (SELECT 1 FROM"
-            f" {table(tables.mappings)} AS m WHERE m.domain = b.domain) ORDER BY b.blog_id",
+            # Only live sites of this network created after a given blog_id: the ones that may
+            # need a record (build() applies the exact rules on normalised names).
+            sites="SELECT blog_id, site_id, domain, path, archived, spam, deleted"
+            f" FROM {table(tables.blogs)} WHERE site_id = {p} AND blog_id > {p}"
+            " AND deleted = 0 AND spam = 0 AND archived = 0 ORDER BY blog_id",
             network=f"SELECT domain FROM {table(tables.site)} WHERE id = {p}",
+            max_blog_id=f"SELECT COALESCE(MAX(blog_id), 0) FROM {table(tables.blogs)}"
+            f" WHERE site_id = {p}",
+            mappings_table=tables.mappings,
+            blogs_table=tables.blogs,
             settings=f"SELECT meta_value FROM {table(tables.sitemeta)}"
             f" WHERE site_id = {p} AND meta_key = {p} ORDER BY meta_id LIMIT 1",
         )
 
 
-async def read_mappings(query: Query, queries: ReadQueries) -> list[MappingRow]:
-    return [_mapping(row) for row in await query(queries.mappings, ())]
+async def read_mappings(
+    query: Query, queries: ReadQueries, unreadable: list[tuple[str, str]] | None = None
+) -> list[MappingRow]:
+    rows = await query(queries.mappings, ())
+    return _convert(rows, _mapping, queries.mappings_table, unreadable)
 
 
-async def read_network(query: Query, queries: ReadQueries, network_id: int) -> NetworkRead:
-    mappings = await read_mappings(query, queries)
-    sites = await query(queries.sites, (network_id,))
+async def read_network(
+    query: Query, queries: ReadQueries, network_id: int, sites_after: int | None
+) -> NetworkRead:
+    """One full read; ``sites_after``: the sites newer than this blog_id are looked at
+    (None: none are, only the highest blog_id is read)."""
+    unreadable: list[tuple[str, str]] = []
+    mappings = await read_mappings(query, queries, unreadable)
+    top = await query(queries.max_blog_id, (network_id,))
+    max_blog_id = _whole(top[0][0]) if top else 0
+    after = max_blog_id if sites_after is None else sites_after
+    sites = await query(queries.sites, (network_id, after))
     network = await query(queries.network, (network_id,))
     option = await query(queries.settings, (network_id, SETTINGS_KEY))
     return NetworkRead(
         mappings=mappings,
-        sites=[_site(row) for row in sites],
+        sites=_convert(sites, _site, queries.blogs_table, unreadable),
         network_domain=str(network[0][0]) if network else None,
         settings_value=_text(option[0][0]) if option and option[0][0] is not None else None,
+        max_blog_id=max_blog_id,
+        unreadable=unreadable,
     )
+
+
+def _convert(
+    rows: list[tuple[Any, ...]],
+    convert: Callable[[tuple[Any, ...]], T],
+    table: str,
+    unreadable: list[tuple[str, str]] | None,
+) -> list[T]:
+    """Convert each row; one that does not fit (text in a number column, say) is set aside
+    with its place so the good rows still count."""
+    converted: list[T] = []
+    for row in rows:
+        try:
+            converted.append(convert(row))
+        except (TypeError, ValueError) as exc:
+            if unreadable is not None:
+                unreadable.append((f"{table}#{row[0]!r}", f"unreadable row: {exc}"))
+    return converted
+
+
+def _whole(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 def _mapping(r: tuple[Any, ...]) -> MappingRow:

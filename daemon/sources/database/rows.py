@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,6 @@ class NetworkRead:
     sites: list[SiteRow]  # the sites that may need a record (backends may leave out the rest)
     network_domain: str | None  # {prefix}site.domain for the network, when the row exists
     settings_value: str | None  # sitemeta wp-ultimo_v2_settings, raw (PHP-serialized)
+    max_blog_id: int = 0  # the highest blog_id of this network's sites, new sites find it
+    # Rows whose columns could not be read (a blog_id that is not a number...): (place, why).
+    unreadable: list[tuple[str, str]] = field(default_factory=list)

@@ -38,7 +38,11 @@ class DatabaseSource:
         backoff_base_s: float = 0.25,
         backoff_max_s: float = 30.0,
         safety_poll_s: float = 5.0,
+        new_sites_after: int | None = None,
     ) -> None:
+        """``new_sites_after``: sites with a higher blog_id count as new (they get the
+        plugin's record). None: the highest blog_id at the first read, so only sites made
+        while the source watches count; the daemon passes the mark it keeps in its store."""
         if settings.connection is None:
             raise DatabaseConfigError("database: no connection configured (database.url)")
         if settings.poll_s <= 0:
@@ -58,6 +62,8 @@ class DatabaseSource:
         self._closed = False
         self._last_good: SourceSnapshot | None = None
         self._reported: frozenset[SourceProblem] = frozenset()
+        self._sites_after = new_sites_after
+        self._handled_sites: set[int] = set()
 
     def _make_backend(self) -> Backend:
         connection = self.settings.connection
@@ -170,13 +176,18 @@ class DatabaseSource:
     # -- internals ------------------------------------------------------------------------
 
     async def _read_locked(self) -> SourceSnapshot:
+        read = await self._backend.read_all(self._sites_after)
+        if self._sites_after is None:
+            self._sites_after = read.max_blog_id
         built = build(
-            await self._backend.read_all(),
+            read,
             self.tables,
             network_id=self.settings.network_id,
             active_only=self.settings.active_only,
             domain_current_site=self._wordpress.domain_current_site,
+            handled_sites=frozenset(self._handled_sites),
         )
+        self._handled_sites |= built.handled_sites
         if self.settings.create_site_records and built.missing_records:
             await self._create_site_records(built)
         snapshot = SourceSnapshot(
@@ -194,7 +205,21 @@ class DatabaseSource:
         created = False
         for desired in built.missing_records:
             assert desired.blog_id is not None
-            new_id = await self._backend.insert_site_record(desired.blog_id, desired.name)
+            try:
+                new_id = await self._backend.insert_site_record(desired.blog_id, desired.name)
+            except DatabaseUnavailable as exc:
+                # The read itself worked: keep it (the site is still desired), and say what
+                # the database refused so the admin can grant INSERT or turn the setting off.
+                built.problems.append(
+                    SourceProblem(
+                        f"{self.tables.mappings}",
+                        f"could not create the record for new site {desired.place}"
+                        f" ({desired.name}): {exc.reason}; grant INSERT on the table or set"
+                        " [database] create_site_records = false",
+                    )
+                )
+                continue
+            self._handled_sites.add(desired.blog_id)
             if new_id is None:
                 continue  # someone else (the plugin, another daemon) got there first
             created = True

@@ -109,8 +109,8 @@ class SQLiteBackend:
         rows = await self._query("PRAGMA data_version")
         return (self._inode, int(rows[0][0]))
 
-    async def read_all(self) -> NetworkRead:
-        return await read_network(self._query, self._queries, self._network_id)
+    async def read_all(self, sites_after: int | None) -> NetworkRead:
+        return await read_network(self._query, self._queries, self._network_id, sites_after)
 
     async def read_mappings(self) -> list[MappingRow]:
         return await read_mappings(self._query, self._queries)
