@@ -46,7 +46,10 @@ async def reconcile_once(
     events: EventSink,
     *,
     force: bool = False,
+    allow_removals: bool = True,
 ) -> PassReport:
+    """``allow_removals=False`` while a source is unhealthy: its last good set stands in,
+    but nothing is removed because of a source that could not be read."""
     report = PassReport()
     for name, wanted in desired.items():
         await store.ledger.want(name, wanted.origin, place=wanted.place)
@@ -76,6 +79,8 @@ async def reconcile_once(
     report.adopted = tuple(adopted)
 
     owned = {e.domain for e in await store.ledger.entries() if e.added_by_us}
+    if not allow_removals:
+        owned = set()
     plan = make_plan(desired.keys(), held, owned, guard, force=force)
     report.plan = plan
     if plan.refused_removals:

@@ -129,3 +129,15 @@ async def test_a_failed_list_changes_nothing(
     assert report.error is not None and "server-error" in report.error
     assert report.plan is None
     assert _held(closte_sandbox) == set()
+
+
+async def test_nothing_is_removed_while_a_source_is_unhealthy(
+    closte_sandbox: Sandbox, closte: ClosteClient, store: Store
+) -> None:
+    await reconcile_once(_want("a.com", "b.com"), closte, store, NO_GUARD, MemorySink())
+    report = await reconcile_once(
+        _want("a.com", "c.com"), closte, store, NO_GUARD, MemorySink(), allow_removals=False
+    )
+    assert report.plan is not None
+    assert report.plan.add == ("c.com",) and report.plan.remove == ()
+    assert _held(closte_sandbox) == {"a.com", "b.com", "c.com"}

@@ -242,14 +242,15 @@ async def test_read_gives_the_file_domains_and_reports_problems(
     assert all(e.kind == "domains-file" and e.level is Level.ERROR for e in problem_events)
 
 
-async def test_a_missing_file_is_healthy_and_says_it_is_absent(
-    tmp_path: Path, sink: MemorySink
-) -> None:
+async def test_a_missing_file_is_no_file_not_no_domains(tmp_path: Path, sink: MemorySink) -> None:
     source = make_source(tmp_path / "nowhere" / "domains.txt", sink)
     snapshot = await source.read()
-    assert snapshot.healthy
+    # Not healthy: the daemon must neither add nor remove anything because of it.
+    assert not snapshot.healthy
     assert dict(snapshot.domains) == {}
     assert snapshot.facts["present"] is False
+    (problem,) = snapshot.problems
+    assert problem.level is Level.WARNING and "empty the file" in problem.message
     assert any("no domains file" in e.message for e in sink.events)
 
 
@@ -555,3 +556,20 @@ async def test_aclose_while_settling_ends_the_watch_without_the_half_written_sta
     await source.aclose()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(pending, TIMEOUT)
+
+
+async def test_a_deleted_file_keeps_its_domains_once_the_hold_is_over(
+    domains_path: Path, sink: MemorySink
+) -> None:
+    source = make_source(domains_path, sink, hold_ms=SETTLE_MS * 2)
+    snapshots = source.watch()
+    try:
+        assert set((await next_snapshot(snapshots)).domains) == {"a.com", "b.com"}
+        await asyncio.to_thread(domains_path.unlink)
+        seen = await snapshots_until(snapshots, lambda s: s.facts["present"] is False)
+        gone = seen[-1]
+        assert not gone.healthy  # "no file": nothing may be removed because of it
+        assert set(gone.domains) == {"a.com", "b.com"}
+        assert all({"a.com", "b.com"} <= set(s.domains) for s in seen)
+    finally:
+        await source.aclose()

@@ -135,7 +135,10 @@ async def _sync(loaded: LoadedConfig, watch: bool) -> int:
             if len(latest) < len(sources):
                 continue  # wait until every source has spoken once
             desired = _desired(latest.values())
-            report = await reconcile_once(desired, closte, store, settings.guard, events)
+            healthy = all(s.healthy for s in latest.values())
+            report = await reconcile_once(
+                desired, closte, store, settings.guard, events, allow_removals=healthy
+            )
             _show_report(report)
         await store.events.flush()
         await _show_events(store)

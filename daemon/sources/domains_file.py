@@ -14,9 +14,11 @@ not). A name given twice (also after
 normalisation: ``Example.com`` and ``example.com``, ``bücher.de`` and ``xn--bcher-kva.de``)
 is a warning naming both lines; the first one counts.
 
-A missing file means "no file": a healthy snapshot with no domains and
-``facts["present"] = False``. A file that exists but cannot be read gives an unhealthy
-snapshot that keeps the last good domains, so the daemon deletes nothing because of it.
+A missing file means "no file", not "no domains": the snapshot says ``facts["present"] =
+False`` and is not healthy (a warning, not an error), so the daemon neither adds nor removes
+anything because of it; the domains last read from it are kept. A deleted file is far more
+often an accident than an instruction: to remove every domain, empty the file. A file that
+exists but cannot be read likewise gives an unhealthy snapshot keeping the last good domains.
 
 When a read is trusted (the settling rule)
 -----------------------------------------
@@ -320,8 +322,18 @@ class DomainsFileSource:
 
     def _use(self, state: _FileState) -> SourceSnapshot:
         if not state.present:
+            problem = SourceProblem(
+                str(self.path),
+                "no domains file here; nothing is added or removed because of it (the domains"
+                " last read from it are kept; to remove them all, empty the file)",
+                Level.WARNING,
+            )
             snapshot = SourceSnapshot(
-                source=SOURCE_NAME, domains={}, facts={"present": False, "path": str(self.path)}
+                source=SOURCE_NAME,
+                domains=self._last_good,
+                healthy=False,
+                problems=(problem,),
+                facts={"present": False, "path": str(self.path)},
             )
         elif state.error is not None:
             problem = SourceProblem(str(self.path), f"cannot read the domains file: {state.error}")
@@ -349,6 +361,14 @@ class DomainsFileSource:
         return snapshot
 
     def _report(self, previous: SourceSnapshot | None, snapshot: SourceSnapshot) -> None:
+        if not snapshot.facts.get("present"):
+            self._emit(
+                Level.WARNING,
+                f"no domains file at {self.path}; keeping the last"
+                f" {len(snapshot.domains)} domain(s) read from it",
+                present=False,
+            )
+            return
         if not snapshot.healthy:
             self._emit(
                 Level.ERROR,
@@ -356,9 +376,7 @@ class DomainsFileSource:
                 f" keeping the last {len(snapshot.domains)} domain(s)",
             )
             return
-        if not snapshot.facts.get("present"):
-            self._emit(Level.INFO, f"no domains file at {self.path}", present=False)
-        elif previous is None:
+        if previous is None:
             self._emit(
                 Level.INFO,
                 f"domains file {self.path}: {len(snapshot.domains)} domain(s)",
