@@ -229,8 +229,10 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
 
     read_only = replace(settings.database, write_back=False, create_site_records=False)
     source = DatabaseSource(read_only, settings.wordpress)
+    writes = settings.database.write_back or settings.database.create_site_records
     try:
         snapshot = await source.read()
+        refused = await source.write_access_problem() if writes and snapshot.healthy else None
     finally:
         await source.aclose()
     where = settings.database.connection.describe()
@@ -244,6 +246,14 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
             " that Ultimate Multisite is network-activated (it creates wu_domain_mappings)",
         )
     table = source.tables.mappings
+    if refused is not None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{where}: readable, but writes to {table} would be refused: {refused}",
+            f"grant INSERT and UPDATE on {table} to the database user, or set [database]"
+            " write_back = false and create_site_records = false",
+        )
     return CheckResult(
         name,
         Status.PASS,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from db_fixtures import MYSQL_HOST, MYSQL_PORT, mysql_database
 
 from closte_sync.daemon.commands import doctor as doctor_command
 from closte_sync.daemon.doctor import CheckResult, DoctorContext, Status, run_checks
@@ -134,3 +135,30 @@ async def test_a_check_that_breaks_is_a_failure_not_a_traceback(tmp_path: Path) 
     (result,) = await run_checks(context, (broken,))
     assert result.status is Status.FAIL
     assert "OverflowError" in result.detail and "port must be" in result.detail
+
+
+async def test_the_database_check_on_mariadb_names_missing_grants(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    async with mysql_database() as db:
+        user, password = f"cs_doc_{db.name[-8:]}", "doctor-pw-0123"
+        await db.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+        try:
+            await db.execute(f"GRANT SELECT ON `{db.name}`.* TO '{user}'@'%%'")
+            network = _network(tmp_path, closte_sandbox.api_key)
+            env = _env(closte_sandbox, tmp_path)
+            env["CLOSTE_SYNC_DATABASE_URL"] = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db.name}"
+            good = (await _run(tmp_path, env, network.root))["multisite database"]
+            assert good.status is Status.PASS, good
+            assert db.name in good.detail
+
+            env["CLOSTE_SYNC_DATABASE_URL"] = (
+                f"mysql://{user}:{password}@{MYSQL_HOST}:{MYSQL_PORT}/{db.name}"
+            )
+            limited = (await _run(tmp_path, env, network.root))["multisite database"]
+            assert limited.status is Status.FAIL
+            assert "would be refused" in limited.detail
+            assert "grant INSERT and UPDATE" in limited.fix
+            assert password not in limited.detail + limited.fix
+        finally:
+            await db.execute(f"DROP USER '{user}'@'%%'")

@@ -229,3 +229,34 @@ async def test_connects_through_the_unix_socket(
     source = open_mysql_source(db, connection=over_socket)
     snapshot = await source.read()
     assert snapshot.healthy and names(snapshot) == {"socket.example.com"}
+
+
+async def test_write_access_is_checked_with_the_users_real_grants(db: MySQLDatabase) -> None:
+    user = f"cs_ro_{db.name[-8:]}"
+    password = "read-only-pw-0123"
+    await db.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+    try:
+        await db.execute(f"GRANT SELECT ON `{db.name}`.* TO '{user}'@'%%'")
+        read_only = DatabaseConnection(
+            kind="mysql",
+            name=db.name,
+            user=user,
+            password=Secret(password),
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+        )
+        limited = DatabaseSource(replace(db.settings(), connection=read_only))
+        full = DatabaseSource(db.settings())
+        try:
+            assert (await limited.read()).healthy  # reading works
+            refused = await limited.write_access_problem()
+            assert refused is not None and "denied" in refused
+            assert password not in refused
+            assert await full.write_access_problem() is None
+        finally:
+            await limited.aclose()
+            await full.aclose()
+        # The probe changed nothing.
+        assert await db.query("SELECT COUNT(*) FROM {m}") == [(0,)]
+    finally:
+        await db.execute(f"DROP USER '{user}'@'%%'")

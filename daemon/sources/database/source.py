@@ -149,6 +149,15 @@ class DatabaseSource:
 
     # -- write-back -----------------------------------------------------------------------
 
+    async def write_access_problem(self) -> str | None:
+        """Why the daemon could not write stages or site records, or None when it can."""
+        try:
+            async with self._lock:
+                await self._backend.check_write_access()
+        except DatabaseUnavailable as exc:
+            return exc.reason
+        return None
+
     async def write_stage(self, domain: str, stage: str, secure: bool) -> bool:
         """Record a domain's stage (and secure flag) in its mapping rows, as the plugin would.
 

@@ -129,6 +129,12 @@ class SQLiteBackend:
 
         return await self._transaction(insert)
 
+    async def check_write_access(self) -> None:
+        # SQLite writes the file and a -wal or -journal file beside it.
+        for needed in (self._path, self._path.parent):
+            if not await asyncio.to_thread(os.access, needed, os.W_OK):
+                raise DatabaseUnavailable(self.description, f"{needed} is not writable")
+
     async def update_stage(self, rows: Sequence[MappingRow], stage: str, secure: bool) -> int:
         sql = (
             f'UPDATE "{self._tables.mappings}" SET stage = ?, secure = ?,'
