@@ -22,6 +22,7 @@ from closte_fixtures import (
 
 from closte_sync.daemon.closte import EVENT_KIND, ClosteClient, MissingApiKeyError, ResultKind
 from closte_sync.daemon.closte.results import classify_message, parse_retry_after
+from closte_sync.daemon.closte.transport import proxy_for
 from closte_sync.daemon.events import Level, MemorySink
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.sandbox.api import SandboxApi
@@ -363,3 +364,14 @@ async def test_one_event_per_call_outcome(sandbox_api: SandboxApi) -> None:
     assert (denied.domain, denied.level) == ("no.example.com", Level.ERROR)
     assert denied.details["result"] == "permission-denied"
     assert denied.details["hint"] == "closte-permissions"
+
+
+def test_the_proxy_comes_from_the_environment_once_per_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert proxy_for("https://app.closte.com/api/client") == "http://proxy.invalid:3128"
+    assert proxy_for("http://127.0.0.1:8080/api/client") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert proxy_for("https://app.closte.com/api/client") is None

@@ -40,7 +40,7 @@ from closte_sync.daemon.closte.results import (
     ResultKind,
     classify_response,
 )
-from closte_sync.daemon.closte.transport import AiohttpTransport
+from closte_sync.daemon.closte.transport import AiohttpTransport, proxy_for
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.shared.domains import DomainError, is_wildcard, normalize_domain
@@ -174,7 +174,9 @@ class ClosteClient:
             pool=settings.timeout_s,
         )
         wire = AiohttpTransport(
-            ssl_context=httpx.create_ssl_context(), max_connections=settings.concurrency
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=settings.concurrency,
+            proxy=proxy_for(settings.base_url),
         )
         self._http = httpx.AsyncClient(
             transport=_QueryKeyTransport(wire, self._api_key),

@@ -15,15 +15,29 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import httpx
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY...) sets for ``url``, looked up once:
+    aiohttp's own per-request lookup (trust_env) runs in a thread for every call."""
+    parts = urlsplit(url)
+    if parts.hostname is None or proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    def __init__(self, *, ssl_context: ssl.SSLContext, max_connections: int) -> None:
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext, max_connections: int, proxy: str | None = None
+    ) -> None:
         self._ssl_context = ssl_context
         self._max_connections = max_connections
+        self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -36,7 +50,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             cookie_jar=aiohttp.DummyCookieJar(),  # Closte's API is stateless
             auto_decompress=False,  # httpx decodes content-encoding itself
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
-            trust_env=True,  # honour HTTPS_PROXY / NO_PROXY, as httpx does
+            trust_env=False,  # the proxy is looked up once (proxy_for), not per request
         )
         return self._session
 
@@ -55,6 +69,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 timeout=timeout,
+                proxy=self._proxy,
             )
         except aiohttp.ConnectionTimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc), request=request) from exc
