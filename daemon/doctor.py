@@ -179,6 +179,22 @@ async def check_store(ctx: DoctorContext) -> CheckResult:
     return CheckResult(name, Status.PASS, f"{path} (schema {version}, {state})")
 
 
+def _needed_grants(settings: Settings) -> str:
+    grants = [
+        ("INSERT", settings.database.create_site_records),
+        ("UPDATE", settings.database.write_back),
+    ]
+    return " and ".join(name for name, needed in grants if needed)
+
+
+def _write_settings(settings: Settings) -> str:
+    names = [
+        ("create_site_records", settings.database.create_site_records),
+        ("write_back", settings.database.write_back),
+    ]
+    return " and ".join(name for name, on in names if on)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -232,7 +248,12 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
     writes = settings.database.write_back or settings.database.create_site_records
     try:
         snapshot = await source.read()
-        refused = await source.write_access_problem() if writes and snapshot.healthy else None
+        refused = None
+        if writes and snapshot.healthy:
+            refused = await source.write_access_problem(
+                insert=settings.database.create_site_records,
+                update=settings.database.write_back,
+            )
     finally:
         await source.aclose()
     where = settings.database.connection.describe()
@@ -251,8 +272,8 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
             name,
             Status.FAIL,
             f"{where}: readable, but writes to {table} would be refused: {refused}",
-            f"grant INSERT and UPDATE on {table} to the database user, or set [database]"
-            " write_back = false and create_site_records = false",
+            f"grant {_needed_grants(settings)} on {table} to the database user, or turn off"
+            f" {_write_settings(settings)} in [database]",
         )
     return CheckResult(
         name,

@@ -11,7 +11,7 @@ loop builds on this pass.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from closte_sync.daemon.closte.client import ClosteClient
@@ -19,10 +19,16 @@ from closte_sync.daemon.closte.results import CallResult
 from closte_sync.daemon.events import EventSink, Level, make_event
 from closte_sync.daemon.plan import Plan, make_plan
 from closte_sync.daemon.settings import GuardSettings
-from closte_sync.daemon.sources.base import DesiredDomain
+from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
 from closte_sync.daemon.store import DomainState, Store
 
 KIND = "integration-closte"
+
+# Which ledger origins each source's domains carry (see DesiredDomain.origin).
+ORIGINS_OF_SOURCE: dict[str, frozenset[str]] = {
+    "database": frozenset({"database", "site"}),
+    "domains-file": frozenset({"file"}),
+}
 
 
 @dataclass
@@ -30,6 +36,7 @@ class PassReport:
     plan: Plan | None = None
     held_before: tuple[str, ...] = ()
     adopted: tuple[str, ...] = ()
+    held_removals: tuple[str, ...] = ()  # not removed: their source cannot be read now
     results: list[CallResult] = field(default_factory=list)
     error: str | None = None  # the pass could not run (Closte's list failed)
 
@@ -46,10 +53,11 @@ async def reconcile_once(
     events: EventSink,
     *,
     force: bool = False,
-    allow_removals: bool = True,
+    unhealthy: Collection[SourceSnapshot] = (),
 ) -> PassReport:
-    """``allow_removals=False`` while a source is unhealthy: its last good set stands in,
-    but nothing is removed because of a source that could not be read."""
+    """``unhealthy``: the snapshots of sources that could not be read. Their last good sets
+    stand in for them, and no domain they brought (by its ledger origin) is removed, so an
+    outage or a missing file never costs an alias; the other sources' removals go ahead."""
     report = PassReport()
     for name, wanted in desired.items():
         await store.ledger.want(name, wanted.origin, place=wanted.place)
@@ -78,10 +86,27 @@ async def reconcile_once(
                 adopted.append(name)
     report.adopted = tuple(adopted)
 
-    owned = {e.domain for e in await store.ledger.entries() if e.added_by_us}
-    if not allow_removals:
-        owned = set()
+    held_origins = {origin for s in unhealthy for origin in ORIGINS_OF_SOURCE.get(s.source, ())}
+    entries = [e for e in await store.ledger.entries() if e.added_by_us]
+    owned = {e.domain for e in entries if e.origin not in held_origins}
     plan = make_plan(desired.keys(), held, owned, guard, force=force)
+    kept_back = sorted(
+        e.domain
+        for e in entries
+        if e.origin in held_origins and e.domain in held and e.domain not in desired
+    )
+    if kept_back:
+        report.held_removals = tuple(kept_back)
+        sources = ", ".join(sorted(s.source for s in unhealthy))
+        why = "; ".join(p.message for s in unhealthy for p in s.problems[:1])
+        events.emit(
+            make_event(
+                Level.WARNING,
+                "guard",
+                f"not removing {len(kept_back)} domain(s) while {sources} cannot be read: {why}",
+                domains=kept_back[:50],
+            )
+        )
     report.plan = plan
     if plan.refused_removals:
         events.emit(make_event(Level.WARNING, "guard", plan.refused_removals))

@@ -7,6 +7,7 @@ value (the HTTP form, the DB login) calls :meth:`Secret.reveal` at the last mome
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import quote, quote_plus
 
@@ -66,6 +67,14 @@ def spellings(value: str) -> list[str]:
     write it (an error message quoting a URL with ``apikey=...``). Longest first."""
     forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
     return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+_KEY_IN_URL = re.compile(r"(?i)(apikey=)[^&\s'\"]+")
+
+
+def scrub_url_keys(text: str) -> str:
+    """Mask whatever follows ``apikey=`` in a URL-like text, however it was encoded."""
+    return _KEY_IN_URL.sub(r"\1(masked)", text)
 
 
 def scrub(text: str, *secrets: Secret | str | None) -> str:

@@ -159,6 +159,10 @@ async def test_the_database_check_on_mariadb_names_missing_grants(
             assert limited.status is Status.FAIL
             assert "would be refused" in limited.detail
             assert "grant INSERT and UPDATE" in limited.fix
+            env["CLOSTE_SYNC_DATABASE_CREATE_SITE_RECORDS"] = "false"
+            env["CLOSTE_SYNC_DATABASE_WRITE_BACK"] = "false"
+            reading_only = (await _run(tmp_path, env, network.root))["multisite database"]
+            assert reading_only.status is Status.PASS, reading_only
             assert password not in limited.detail + limited.fix
         finally:
             await db.execute(f"DROP USER '{user}'@'%%'")

@@ -11,7 +11,7 @@ from closte_sync.daemon.closte.client import ClosteClient
 from closte_sync.daemon.events import MemorySink
 from closte_sync.daemon.reconcile import reconcile_once
 from closte_sync.daemon.settings import ClosteSettings, GuardSettings, StoreSettings
-from closte_sync.daemon.sources.base import DesiredDomain
+from closte_sync.daemon.sources.base import DesiredDomain, SourceProblem, SourceSnapshot
 from closte_sync.daemon.store import DomainState, Store, open_store
 from closte_sync.sandbox.runner import Sandbox
 from closte_sync.shared.secret import Secret
@@ -131,13 +131,25 @@ async def test_a_failed_list_changes_nothing(
     assert _held(closte_sandbox) == set()
 
 
-async def test_nothing_is_removed_while_a_source_is_unhealthy(
+async def test_an_unreadable_source_keeps_its_domains_and_the_others_go_on(
     closte_sandbox: Sandbox, closte: ClosteClient, store: Store
 ) -> None:
-    await reconcile_once(_want("a.com", "b.com"), closte, store, NO_GUARD, MemorySink())
-    report = await reconcile_once(
-        _want("a.com", "c.com"), closte, store, NO_GUARD, MemorySink(), allow_removals=False
+    from_file = {n: DesiredDomain(name=n, origin="file") for n in ("f1.com", "f2.com")}
+    from_db = {n: DesiredDomain(name=n, origin="database") for n in ("d1.com", "d2.com")}
+    await reconcile_once({**from_file, **from_db}, closte, store, NO_GUARD, MemorySink())
+    # The file went missing (no last good set after a restart) and d2 left the database.
+    missing = SourceSnapshot(
+        source="domains-file",
+        domains={},
+        healthy=False,
+        problems=(SourceProblem("/etc/closte-sync/domains.txt", "no domains file here"),),
     )
-    assert report.plan is not None
-    assert report.plan.add == ("c.com",) and report.plan.remove == ()
-    assert _held(closte_sandbox) == {"a.com", "b.com", "c.com"}
+    sink = MemorySink()
+    report = await reconcile_once(
+        {"d1.com": from_db["d1.com"]}, closte, store, NO_GUARD, sink, unhealthy=[missing]
+    )
+    assert report.plan is not None and report.plan.remove == ("d2.com",)
+    assert report.held_removals == ("f1.com", "f2.com")
+    assert _held(closte_sandbox) == {"f1.com", "f2.com", "d1.com"}
+    event = await sink.wait_for(lambda e: e.kind == "guard", timeout=1)
+    assert "domains-file" in event.message and "no domains file here" in event.message

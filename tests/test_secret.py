@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from closte_sync.shared.secret import Secret, mask, scrub
+from closte_sync.shared.secret import Secret, mask, scrub, scrub_url_keys
 
 KEY = "k3yV4lue-0123456789abcdef0123456789"
 
@@ -58,3 +58,10 @@ def test_scrub_masks_the_url_encoded_spellings_too() -> None:
     cleaned = scrub(text, Secret(key))
     assert "MORESECRET" not in cleaned
     assert cleaned.count(f"k3y+… ({len(key)} chars)") == 3
+
+
+def test_scrub_url_keys_masks_any_spelling_after_apikey() -> None:
+    text = "timeout to url='http://h/getdomains?apikey=Ab12!x/y%2Bz%3Dw~q&x=1' (k@y:p?ss)"
+    cleaned = scrub_url_keys(text)
+    assert "Ab12" not in cleaned
+    assert "apikey=(masked)&x=1" in cleaned

@@ -249,10 +249,13 @@ async def test_write_access_is_checked_with_the_users_real_grants(db: MySQLDatab
         full = DatabaseSource(db.settings())
         try:
             assert (await limited.read()).healthy  # reading works
-            refused = await limited.write_access_problem()
-            assert refused is not None and "denied" in refused
+            refused = await limited.write_access_problem(insert=True, update=False)
+            assert refused is not None and "INSERT command denied" in refused
             assert password not in refused
-            assert await full.write_access_problem() is None
+            assert await full.write_access_problem(insert=True, update=True) is None
+            await db.execute(f"GRANT UPDATE ON `{db.name}`.* TO '{user}'@'%%'")
+            # Write-back alone needs UPDATE only: the user now has what that takes.
+            assert await limited.write_access_problem(insert=False, update=True) is None
         finally:
             await limited.aclose()
             await full.aclose()

@@ -44,7 +44,7 @@ from closte_sync.daemon.closte.transport import AiohttpTransport, proxy_for
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.shared.domains import DomainError, is_wildcard, normalize_domain
-from closte_sync.shared.secret import Secret, scrub
+from closte_sync.shared.secret import Secret, scrub, scrub_url_keys
 
 EVENT_KIND = "integration-closte"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -338,7 +338,7 @@ class ClosteClient:
         """Scrub the result of the key (Closte might echo it) and report it as one event."""
         if result.message:
             # Any spelling of the key (raw or URL-encoded) that Closte or a library echoed.
-            cleaned = scrub(result.message, self._api_key)
+            cleaned = scrub_url_keys(scrub(result.message, self._api_key))
             if cleaned != result.message:
                 result = replace(result, message=cleaned)
         kind = result.kind

@@ -71,12 +71,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=timeout,
                 proxy=self._proxy,
             )
+        # aiohttp's texts for timeouts and bad answers quote the request URL, and the GET's
+        # URL carries the key: each message here is built from parts that cannot hold it.
         except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc), request=request) from exc
+            host = f"{request.url.host}:{request.url.port or ''}"
+            raise httpx.ConnectTimeout(f"connection timeout to {host}", request=request) from exc
         except TimeoutError as exc:  # aiohttp's read timeouts subclass it
-            raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
+            raise httpx.ReadTimeout("read timeout", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
+            reason = f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}"
+            raise httpx.ConnectError(reason, request=request) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         except aiohttp.ClientResponseError as exc:  # e.g. a malformed status line
@@ -106,7 +110,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timeout", request=self._request) from exc
+            raise httpx.ReadTimeout("read timeout", request=self._request) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
 

@@ -135,9 +135,9 @@ async def _sync(loaded: LoadedConfig, watch: bool) -> int:
             if len(latest) < len(sources):
                 continue  # wait until every source has spoken once
             desired = _desired(latest.values())
-            healthy = all(s.healthy for s in latest.values())
+            unhealthy = [s for s in latest.values() if not s.healthy]
             report = await reconcile_once(
-                desired, closte, store, settings.guard, events, allow_removals=healthy
+                desired, closte, store, settings.guard, events, unhealthy=unhealthy
             )
             _show_report(report)
         await store.events.flush()

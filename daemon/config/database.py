@@ -123,6 +123,8 @@ def parse_database_url(
             raise DatabaseUrlError(f"unknown URL parameter(s): {', '.join(unknown)}")
         socket = query.get("unix_socket", [None])[-1]
         port = parts.port  # raises ValueError when out of range or not a number
+        if port == 0:
+            raise DatabaseUrlError("the port is not valid (0)")
         return mysql_connection(
             name=name,
             user=unquote(parts.username or ""),

@@ -461,6 +461,8 @@ def _wp_mysql(
     try:
         host = parse_db_host(value["DB_HOST"])
     except ValueError as exc:
+        if "database.url" in reader.explicit:
+            return None  # an explicit url stands in for it: nothing to report
         found = reader.wp.get("DB_HOST")
         line = f":{found.line}" if isinstance(found, Defined) else ""
         reader.problems.append(

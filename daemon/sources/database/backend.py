@@ -51,8 +51,9 @@ class Backend(Protocol):
         another writer doing the same at the same time.
         """
 
-    async def check_write_access(self) -> None:
-        """Raise DatabaseUnavailable when write-back or site records would be refused."""
+    async def check_write_access(self, *, insert: bool, update: bool) -> None:
+        """Raise DatabaseUnavailable when the writes asked for (inserting site records,
+        updating stages) would be refused."""
 
     async def update_stage(self, rows: Sequence[MappingRow], stage: str, secure: bool) -> int:
         """Set stage, secure and date_modified on exactly these rows; returns rows changed."""

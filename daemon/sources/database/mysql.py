@@ -189,16 +189,21 @@ class MySQLBackend:
 
         return await self._write(insert)
 
-    async def check_write_access(self) -> None:
+    async def check_write_access(self, *, insert: bool, update: bool) -> None:
         # Statements that match no row still need their privilege: a user without INSERT
         # or UPDATE on the table is refused here, and nothing is changed either way.
         table = self._tables.mappings
 
         async def probe(cur: Any) -> None:
-            await cur.execute(f"UPDATE `{table}` SET stage = stage WHERE 1 = 0")
-            await cur.execute(
-                f"INSERT INTO `{table}` (blog_id, domain) SELECT 0, '' FROM DUAL WHERE 1 = 0"
-            )
+            if update:
+                await cur.execute(
+                    f"UPDATE `{table}` SET stage = stage, secure = secure,"
+                    " date_modified = date_modified WHERE 1 = 0"
+                )
+            if insert:
+                await cur.execute(
+                    f"INSERT INTO `{table}` (blog_id, domain) SELECT 0, '' FROM DUAL WHERE 1 = 0"
+                )
 
         await self._write(probe)
 

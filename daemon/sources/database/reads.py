@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead, SiteRow
 from closte_sync.daemon.sources.database.tables import SETTINGS_KEY, TableNames
@@ -24,9 +24,6 @@ class Dialect:
 
 MYSQL = Dialect(quote="`", param="%s")
 SQLITE = Dialect(quote='"', param="?")
-
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,13 @@ class ReadQueries:
 async def read_mappings(
     query: Query, queries: ReadQueries, unreadable: list[tuple[str, str]] | None = None
 ) -> list[MappingRow]:
-    rows = await query(queries.mappings, ())
-    return _convert(rows, _mapping, queries.mappings_table, unreadable)
+    """Every mapping row. A column that does not read (text in a number column, as a broken
+    import leaves it) is reported and given a neutral value, but the row's domain still
+    counts: dropping it would make the daemon remove a live alias over a cosmetic fault."""
+    problems = unreadable if unreadable is not None else []
+    return [
+        _mapping(row, queries.mappings_table, problems) for row in await query(queries.mappings, ())
+    ]
 
 
 async def read_network(
@@ -85,7 +87,7 @@ async def read_network(
     option = await query(queries.settings, (network_id, SETTINGS_KEY))
     return NetworkRead(
         mappings=mappings,
-        sites=_convert(sites, _site, queries.blogs_table, unreadable),
+        sites=_convert_sites(sites, queries.blogs_table, unreadable),
         network_domain=str(network[0][0]) if network else None,
         settings_value=_text(option[0][0]) if option and option[0][0] is not None else None,
         max_blog_id=max_blog_id,
@@ -93,21 +95,17 @@ async def read_network(
     )
 
 
-def _convert(
-    rows: list[tuple[Any, ...]],
-    convert: Callable[[tuple[Any, ...]], T],
-    table: str,
-    unreadable: list[tuple[str, str]] | None,
-) -> list[T]:
-    """Convert each row; one that does not fit (text in a number column, say) is set aside
-    with its place so the good rows still count."""
-    converted: list[T] = []
+def _convert_sites(
+    rows: list[tuple[Any, ...]], table: str, unreadable: list[tuple[str, str]]
+) -> list[SiteRow]:
+    """A site row that does not read is reported and skipped: sites only ever add records,
+    so leaving one out can cost a record, never an alias."""
+    converted: list[SiteRow] = []
     for row in rows:
         try:
-            converted.append(convert(row))
+            converted.append(_site(row))
         except (TypeError, ValueError) as exc:
-            if unreadable is not None:
-                unreadable.append((f"{table}#{row[0]!r}", f"unreadable row: {exc}"))
+            unreadable.append((f"{table}#{row[0]!r}", f"unreadable row: {exc}"))
     return converted
 
 
@@ -118,11 +116,20 @@ def _whole(value: object) -> int:
         return 0
 
 
-def _mapping(r: tuple[Any, ...]) -> MappingRow:
+def _mapping(r: tuple[Any, ...], table: str, problems: list[tuple[str, str]]) -> MappingRow:
+    place = f"{table}#{r[0]}"
+
+    def number(column: str, value: object) -> int:
+        try:
+            return int(str(value))
+        except ValueError:
+            problems.append((place, f"column {column}: {value!r} is not a number"))
+            return 0
+
     return MappingRow(
-        id=int(r[0]),
-        blog_id=int(r[1]),
-        domain=_text(r[2]),
+        id=number("id", r[0]),
+        blog_id=number("blog_id", r[1]),
+        domain=_text(r[2]) if r[2] is not None else "",
         active=_flag(r[3]),
         primary=_flag(r[4]),
         secure=_flag(r[5]),

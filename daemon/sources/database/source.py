@@ -42,7 +42,9 @@ class DatabaseSource:
     ) -> None:
         """``new_sites_after``: sites with a higher blog_id count as new (they get the
         plugin's record). None: the highest blog_id at the first read, so only sites made
-        while the source watches count; the daemon passes the mark it keeps in its store."""
+        while the source watches count. The mark and the sites already handled live in
+        memory here; a caller that must bridge restarts (the daemon's loop) keeps the mark
+        in its store and passes it in."""
         if settings.connection is None:
             raise DatabaseConfigError("database: no connection configured (database.url)")
         if settings.poll_s <= 0:
@@ -149,11 +151,12 @@ class DatabaseSource:
 
     # -- write-back -----------------------------------------------------------------------
 
-    async def write_access_problem(self) -> str | None:
-        """Why the daemon could not write stages or site records, or None when it can."""
+    async def write_access_problem(self, *, insert: bool, update: bool) -> str | None:
+        """Why the daemon could not insert site records (``insert``) or write stages back
+        (``update``), or None when it can."""
         try:
             async with self._lock:
-                await self._backend.check_write_access()
+                await self._backend.check_write_access(insert=insert, update=update)
         except DatabaseUnavailable as exc:
             return exc.reason
         return None

@@ -129,7 +129,7 @@ class SQLiteBackend:
 
         return await self._transaction(insert)
 
-    async def check_write_access(self) -> None:
+    async def check_write_access(self, *, insert: bool, update: bool) -> None:
         # SQLite writes the file and a -wal or -journal file beside it.
         for needed in (self._path, self._path.parent):
             if not await asyncio.to_thread(os.access, needed, os.W_OK):
