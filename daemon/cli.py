@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -44,6 +45,13 @@ class SubcommandModule(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
+def _version() -> str:
+    try:
+        return metadata.version("closte-sync")
+    except metadata.PackageNotFoundError:  # running from a tree that is not installed
+        return "unknown"
+
+
 def _load(name: str) -> SubcommandModule:
     return cast(SubcommandModule, importlib.import_module(SUBCOMMANDS[name][0]))
 
@@ -53,6 +61,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="closte-sync",
         description="Keep a WordPress multisite's mapped domains live on Closte hosting.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "--config",
         type=Path,
