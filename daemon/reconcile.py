@@ -11,7 +11,7 @@ loop builds on this pass.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from closte_sync.daemon.closte.client import ClosteClient
@@ -20,7 +20,7 @@ from closte_sync.daemon.events import EventSink, Level, make_event
 from closte_sync.daemon.plan import Plan, make_plan
 from closte_sync.daemon.settings import GuardSettings
 from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
-from closte_sync.daemon.store import DomainState, Store
+from closte_sync.daemon.store import DomainState, Ledger, Store
 
 KIND = "integration-closte"
 
@@ -116,29 +116,34 @@ async def reconcile_once(
         if kept is not None and kept.state is not DomainState.HELD:
             await store.ledger.mark_held(name)
 
+    ledger = store.ledger
     results = await asyncio.gather(
-        *(_add(name, closte, store) for name in plan.add),
-        *(_remove(name, closte, store) for name in plan.remove),
+        *(
+            _call(n, ledger, ledger.mark_adding, closte.add_alias, ledger.mark_held)
+            for n in plan.add
+        ),
+        *(
+            _call(n, ledger, ledger.mark_removing, closte.remove_alias, ledger.mark_removed)
+            for n in plan.remove
+        ),
     )
     report.results = list(results)
     return report
 
 
-async def _add(name: str, closte: ClosteClient, store: Store) -> CallResult:
-    await store.ledger.mark_adding(name)
-    result = await closte.add_alias(name)
+async def _call(
+    name: str,
+    ledger: Ledger,
+    intend: Callable[[str], Awaitable[object]],
+    send: Callable[[str], Awaitable[CallResult]],
+    confirm: Callable[[str], Awaitable[object]],
+) -> CallResult:
+    """Intent in the ledger, then the call, then its outcome: the order that makes a crash
+    at any point safe to resume from."""
+    await intend(name)
+    result = await send(name)
     if result.ok:
-        await store.ledger.mark_held(name)
+        await confirm(name)
     else:
-        await store.ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
-    return result
-
-
-async def _remove(name: str, closte: ClosteClient, store: Store) -> CallResult:
-    await store.ledger.mark_removing(name)
-    result = await closte.remove_alias(name)
-    if result.ok:
-        await store.ledger.mark_removed(name)
-    else:
-        await store.ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
+        await ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
     return result
