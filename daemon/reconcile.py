@@ -1,26 +1,34 @@
 """One reconcile pass: make Closte hold the desired set, recording intent before each call.
 
-The order of a pass: finish calls a previous run left unfinished (the ledger's 'adding' and
-'removing' rows), read what Closte holds (``/getdomains``), adopt what we did not know,
-plan against the guard, then add and remove. Each call is preceded by a durable ledger
-step, so a crash at any point leaves a state the next pass resumes from, and every call is
-idempotent ("already added" and "already gone" are successes). The long-running reconciler
-loop builds on this pass.
+The order of a pass: read what Closte holds (``/getdomains``); settle the ledger with what
+the sources want and what Closte listed, in one transaction; plan against the guard; then
+add and remove, each call between a durable intent and its outcome, so a crash at any point
+leaves a state the next pass resumes from. Every call is idempotent ("already added" and
+"already gone" are successes).
+
+A pass never raises because of one domain: a domain's failure is that domain's event and
+ledger row. A refused add (taken by another application, an invalid name) is final until
+the domain changes or an operator retries it; a transient failure holds only its domain back
+(per-domain backoff), and an account-wide failure (the key refused) stops the pass's
+remaining calls instead of sending each one to fail the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Mapping
+import random
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from closte_sync.daemon.closte.client import ClosteClient
-from closte_sync.daemon.closte.results import CallResult
+from closte_sync.daemon.closte.results import CallResult, ResultKind
 from closte_sync.daemon.events import EventSink, Level, make_event
 from closte_sync.daemon.plan import Plan, make_plan
 from closte_sync.daemon.settings import GuardSettings
 from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
-from closte_sync.daemon.store import DomainState, Ledger, Store
+from closte_sync.daemon.store import DomainState, LedgerEntry, Store, Wish
+from closte_sync.shared.domains import display
 
 KIND = "integration-closte"
 
@@ -30,19 +38,75 @@ ORIGINS_OF_SOURCE: dict[str, frozenset[str]] = {
     "domains-file": frozenset({"file"}),
 }
 
+# Final for the domain until something changes: sending it again gives the same answer.
+REFUSALS = frozenset({ResultKind.INVALID_DOMAIN, ResultKind.DOMAIN_TAKEN, ResultKind.REJECTED})
+# About the account or the endpoint, not the domain: every further call would fail alike.
+ACCOUNT_FAILURES = frozenset(
+    {ResultKind.AUTH_FAILED, ResultKind.PERMISSION_DENIED, ResultKind.HTTP_ERROR}
+)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Per-domain backoff after transient failures: base * 2^(n-1), capped, jittered."""
+
+    base_s: float = 30.0
+    max_s: float = 1800.0
+    jitter: Callable[[float, float], float] = random.uniform
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        ceiling = min(self.max_s, self.base_s * 2 ** max(0, failures - 1))
+        wait = self.jitter(ceiling / 2, ceiling)
+        return max(wait, retry_after or 0.0)
+
 
 @dataclass
 class PassReport:
     plan: Plan | None = None
     held_before: tuple[str, ...] = ()
     adopted: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # Closte no longer lists them (removed by hand?)
+    landed: tuple[str, ...] = ()  # adds whose answer we never saw, found on Closte
     held_removals: tuple[str, ...] = ()  # not removed: their source cannot be read now
+    skipped_removals: tuple[str, ...] = ()  # not removed: --upsert-only
+    deferred: tuple[str, ...] = ()  # not sent now: backing off after transient failures
+    refused: tuple[str, ...] = ()  # Closte refused them for good; waiting for a retry
     results: list[CallResult] = field(default_factory=list)
     error: str | None = None  # the pass could not run (Closte's list failed)
+    stopped: str | None = None  # an account-wide failure stopped the remaining calls
+    dry_run: bool = False
+    entries: Mapping[str, LedgerEntry] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[CallResult]:
         return [r for r in self.results if not r.ok]
+
+    @property
+    def in_sync(self) -> bool:
+        """Closte holds what is desired, and nothing waits or is held back."""
+        plan = self.plan
+        return (
+            self.error is None
+            and self.stopped is None
+            and plan is not None
+            and plan.held is None
+            and not self.failures
+            and not self.deferred
+            and not self.refused
+            and not self.held_removals
+            and not self.skipped_removals
+            and (not self.dry_run or plan.empty)
+        )
+
+
+def stable_place(domain: DesiredDomain) -> str:
+    """Where a domain comes from, without a file's line number: an edit that shifts lines
+    must not rewrite every ledger row (the current line is in the source's snapshot)."""
+    if domain.origin == "file":
+        path, sep, line = domain.place.rpartition(":")
+        if sep and line.isdigit():
+            return path
+    return domain.place
 
 
 async def reconcile_once(
@@ -53,46 +117,52 @@ async def reconcile_once(
     events: EventSink,
     *,
     force: bool = False,
+    release: str | None = None,
     unhealthy: Collection[SourceSnapshot] = (),
+    upsert_only: bool = False,
+    dry_run: bool = False,
+    workers: int = 4,
+    backoff: Backoff | None = None,
+    now: Callable[[], float] = time.time,
 ) -> PassReport:
     """``unhealthy``: the snapshots of sources that could not be read. Their last good sets
     stand in for them, and no domain they brought (by its ledger origin) is removed, so an
-    outage or a missing file never costs an alias; the other sources' removals go ahead."""
-    report = PassReport()
-    for name, wanted in desired.items():
-        await store.ledger.want(name, wanted.origin, place=wanted.place)
-
+    outage or a missing file never costs an alias; the other sources' removals go ahead.
+    ``release``: the id of a held plan the operator released (see plan.py)."""
+    report = PassReport(dry_run=dry_run)
+    wishes = {name: Wish(d.origin, stable_place(d)) for name, d in desired.items()}
     listed = await closte.list_aliases()
-    if not listed.ok:
-        # Without Closte's own list we cannot tell what to add safely: try again next pass.
-        report.error = f"listing Closte's aliases failed: {listed.kind} ({listed.message})"
+    if not listed.ok or listed.unreadable:
+        # Without Closte's own list we cannot tell what to add or remove safely: only the
+        # wishes are recorded, and the next pass tries again.
+        why = listed.message if listed.ok else f"{listed.kind} ({listed.message})"
+        if listed.ok:
+            why = f"items it cannot read: {', '.join(listed.unreadable[:5])}"
+        report.error = f"listing Closte's aliases failed: {why}"
         events.emit(make_event(Level.ERROR, KIND, report.error))
+        if not dry_run:
+            await store.ledger.settle(wishes, None, now=now())
         return report
     held = set(listed.domains)
     report.held_before = tuple(sorted(held))
-
-    for believed in await store.ledger.entries(
-        [DomainState.HELD, DomainState.ADOPTED, DomainState.REMOVING]
-    ):
-        if believed.domain not in held:
-            await store.ledger.mark_missing(believed.domain)
-
-    adopted: list[str] = []
-    for name in sorted(held):
-        entry = await store.ledger.get(name)
-        if entry is None or entry.state in (DomainState.REMOVED, DomainState.ADDING):
-            await store.ledger.adopt(name)
-            if entry is None:
-                adopted.append(name)
-    report.adopted = tuple(adopted)
+    if dry_run:
+        entries = {e.domain: e for e in await store.ledger.entries()}
+    else:
+        settled = await store.ledger.settle(wishes, held, now=now())
+        entries = settled.entries
+        report.adopted, report.missing = tuple(settled.adopted), tuple(settled.missing)
+        report.landed = tuple(settled.landed)
+        _report_news(report, events)
+    report.entries = entries
 
     held_origins = {origin for s in unhealthy for origin in ORIGINS_OF_SOURCE.get(s.source, ())}
-    entries = [e for e in await store.ledger.entries() if e.added_by_us]
-    owned = {e.domain for e in entries if e.origin not in held_origins}
-    plan = make_plan(desired.keys(), held, owned, guard, force=force)
+    ours = [e for e in entries.values() if e.added_by_us]
+    owned = {e.domain for e in ours if e.origin not in held_origins}
+    plan = make_plan(desired.keys(), held, owned, guard, force=force, release=release)
+    report.plan = plan
     kept_back = sorted(
         e.domain
-        for e in entries
+        for e in ours
         if e.origin in held_origins and e.domain in held and e.domain not in desired
     )
     if kept_back:
@@ -107,43 +177,169 @@ async def reconcile_once(
                 domains=kept_back[:50],
             )
         )
-    report.plan = plan
-    if plan.refused_removals:
-        events.emit(make_event(Level.WARNING, "guard", plan.refused_removals))
+    if plan.held is not None:
+        events.emit(
+            make_event(
+                Level.WARNING,
+                "guard",
+                plan.held.reason,
+                plan_id=plan.held.id,
+                domains=list(plan.held.domains[:50]),
+                count=len(plan.held.domains),
+            )
+        )
 
-    for name in plan.keep:
-        kept = await store.ledger.get(name)
-        if kept is not None and kept.state is not DomainState.HELD:
-            await store.ledger.mark_held(name)
-
-    ledger = store.ledger
-    results = await asyncio.gather(
-        *(
-            _call(n, ledger, ledger.mark_adding, closte.add_alias, ledger.mark_held)
-            for n in plan.add
-        ),
-        *(
-            _call(n, ledger, ledger.mark_removing, closte.remove_alias, ledger.mark_removed)
-            for n in plan.remove
-        ),
+    at = now()
+    adds, removes, deferred, refused = [], [], [], []
+    for name in plan.add:
+        entry = entries.get(name)
+        if entry is not None and entry.state is DomainState.REFUSED:
+            refused.append(name)
+        elif entry is not None and entry.retry_at is not None and entry.retry_at > at:
+            deferred.append(name)
+        else:
+            adds.append(name)
+    removals = plan.remove
+    if upsert_only:
+        report.skipped_removals, removals = removals, ()
+    for name in removals:
+        entry = entries.get(name)
+        if entry is not None and entry.retry_at is not None and entry.retry_at > at:
+            deferred.append(name)
+        else:
+            removes.append(name)
+    report.refused, report.deferred = tuple(refused), tuple(sorted(deferred))
+    if dry_run:
+        return report
+    runner = _Calls(closte, store, events, backoff or Backoff(), now)
+    report.results = await runner.run(
+        [(runner.add, n) for n in adds] + [(runner.remove, n) for n in removes], workers
     )
-    report.results = list(results)
+    report.stopped = runner.stopped
     return report
 
 
-async def _call(
-    name: str,
-    ledger: Ledger,
-    intend: Callable[[str], Awaitable[object]],
-    send: Callable[[str], Awaitable[CallResult]],
-    confirm: Callable[[str], Awaitable[object]],
-) -> CallResult:
-    """Intent in the ledger, then the call, then its outcome: the order that makes a crash
-    at any point safe to resume from."""
-    await intend(name)
-    result = await send(name)
-    if result.ok:
-        await confirm(name)
-    else:
-        await ledger.record_failure(name, f"{result.kind}: {result.message or ''}")
-    return result
+def _report_news(report: PassReport, events: EventSink) -> None:
+    for name in report.adopted:
+        events.emit(
+            make_event(
+                Level.INFO,
+                KIND,
+                f"Closte already holds {display(name)}; recorded as not added by closte-sync",
+                domain=name,
+            )
+        )
+    for name in report.missing:
+        events.emit(
+            make_event(
+                Level.WARNING,
+                KIND,
+                f"Closte no longer lists {display(name)} (removed in the dashboard?)",
+                domain=name,
+            )
+        )
+    for name in report.landed:
+        events.emit(
+            make_event(
+                Level.INFO,
+                KIND,
+                f"an earlier add of {display(name)} landed: Closte lists it",
+                domain=name,
+            )
+        )
+
+
+class _Calls:
+    """Runs a pass's calls on a few workers, each between its intent and its outcome."""
+
+    def __init__(
+        self,
+        closte: ClosteClient,
+        store: Store,
+        events: EventSink,
+        backoff: Backoff,
+        now: Callable[[], float],
+    ) -> None:
+        self._closte = closte
+        self._ledger = store.ledger
+        self._events = events
+        self._backoff = backoff
+        self._now = now
+        self.stopped: str | None = None
+
+    async def run(
+        self,
+        calls: Sequence[tuple[Callable[[str], Awaitable[CallResult]], str]],
+        workers: int,
+    ) -> list[CallResult]:
+        queue = list(reversed(calls))
+        results: list[CallResult] = []
+
+        async def worker() -> None:
+            while queue and self.stopped is None:
+                step, name = queue.pop()
+                try:
+                    result = await step(name)
+                except Exception as exc:  # one domain's trouble is that domain's event
+                    self._events.emit(
+                        make_event(
+                            Level.ERROR,
+                            KIND,
+                            f"{display(name)}: the call could not be completed: {exc}",
+                            domain=name,
+                        )
+                    )
+                    continue
+                results.append(result)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(calls))))))
+        if self.stopped is not None and queue:
+            self._events.emit(
+                make_event(
+                    Level.ERROR,
+                    KIND,
+                    f"{len(queue)} call(s) not sent this pass: {self.stopped}",
+                )
+            )
+        return results
+
+    async def add(self, name: str) -> CallResult:
+        entry = await self._ledger.mark_adding(name)
+        result = await self._closte.add_alias(name)
+        if result.ok:
+            await self._ledger.confirm_added(name)
+        elif result.kind in REFUSALS:
+            await self._ledger.mark_refused(name, str(result.kind), _text(result))
+            hint = result.hint
+            self._events.emit(
+                make_event(
+                    Level.ERROR,
+                    f"domain-{name}",
+                    f"Closte refused to add {display(name)}: {_text(result)}; not sent again"
+                    f" until it changes or `closte-sync retry {display(name)}`",
+                    domain=name,
+                    hint=hint.id if hint else None,
+                )
+            )
+        else:
+            await self._fail(name, entry.failures + 1, result)
+        return result
+
+    async def remove(self, name: str) -> CallResult:
+        entry = await self._ledger.mark_removing(name)
+        result = await self._closte.remove_alias(name)
+        if result.ok:
+            await self._ledger.mark_removed(name)
+        else:
+            await self._fail(name, entry.failures + 1, result)
+        return result
+
+    async def _fail(self, name: str, failures: int, result: CallResult) -> None:
+        wait = self._backoff.delay(failures, result.retry_after)
+        await self._ledger.defer(name, _text(result), self._now() + wait)
+        if result.kind in ACCOUNT_FAILURES and self.stopped is None:
+            self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
+
+
+def _text(result: CallResult) -> str:
+    return f"{result.kind}: {result.message}" if result.message else str(result.kind)

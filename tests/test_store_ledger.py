@@ -23,6 +23,7 @@ from closte_sync.daemon.store import (
     Stage,
     Store,
     StoreError,
+    Wish,
     open_store,
 )
 from closte_sync.daemon.store.stages import StageUpdate
@@ -39,25 +40,23 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 # -- ledger ---------------------------------------------------------------------------
 
 
-async def test_a_held_alias_closte_no_longer_lists_goes_back_to_removed(store: Store) -> None:
-    await store.ledger.want("gone.example.com", DomainOrigin.FILE)
-    await store.ledger.mark_adding("gone.example.com")
-    await store.ledger.mark_held("gone.example.com")
-    missing = await store.ledger.mark_missing("gone.example.com")
-    assert missing.state is DomainState.REMOVED
-    assert missing.added_by_us  # still ours: a source that wants it adds it again
-    again = await store.ledger.mark_adding("gone.example.com")
-    assert again.state is DomainState.ADDING
+async def _ours(store: Store, name: str, origin: str = "file") -> None:
+    await store.ledger.want(name, origin)
+    await store.ledger.mark_adding(name)
+    await store.ledger.confirm_added(name)
 
 
-async def test_an_add_in_flight_is_not_marked_missing(store: Store) -> None:
-    await store.ledger.want("flying.example.com", DomainOrigin.FILE)
-    await store.ledger.mark_adding("flying.example.com")
-    with pytest.raises(LedgerTransitionError):
-        await store.ledger.mark_missing("flying.example.com")
+async def test_a_held_alias_closte_no_longer_lists_is_wanted_again(store: Store) -> None:
+    await _ours(store, "gone.example.com")
+    wish = {"gone.example.com": Wish("file")}
+    settled = await store.ledger.settle(wish, [])
+    assert settled.missing == ["gone.example.com"]
+    entry = settled.entries["gone.example.com"]
+    assert (entry.state, entry.attempts) == ("wanted", 0)
+    assert (await store.ledger.mark_adding("gone.example.com")).state is DomainState.ADDING
 
 
-async def test_add_cycle_records_intent_then_outcome(store: Store) -> None:
+async def test_an_add_is_ours_only_once_closte_accepts_it(store: Store) -> None:
     wanted = await store.ledger.want(
         "Shop.Example.COM.", DomainOrigin.DATABASE, place="wp#7", now=10
     )
@@ -69,22 +68,52 @@ async def test_add_cycle_records_intent_then_outcome(store: Store) -> None:
     assert (wanted.first_seen, wanted.place, wanted.attempts) == (10, "wp#7", 0)
 
     adding = await store.ledger.mark_adding("shop.example.com", now=11)
-    assert (adding.state, adding.added_by_us, adding.attempts) == ("adding", True, 1)
-    failed = await store.ledger.record_failure("shop.example.com", "HTTP 502", now=12)
-    assert (failed.state, failed.last_error) == ("adding", "HTTP 502")
+    assert (adding.state, adding.added_by_us, adding.attempts) == ("adding", False, 1)
+    deferred = await store.ledger.defer("shop.example.com", "HTTP 502", 100.0, now=12)
+    assert (deferred.state, deferred.failures, deferred.retry_at) == ("wanted", 1, 100.0)
+    assert deferred.last_error == "HTTP 502" and not deferred.added_by_us
     retried = await store.ledger.mark_adding("shop.example.com", now=13)
-    assert retried.attempts == 2 and retried.last_error == "HTTP 502"
+    assert (retried.attempts, retried.retry_at) == (2, None)
 
-    held = await store.ledger.mark_held("shop.example.com", now=14)
-    assert (held.state, held.attempts, held.last_error, held.last_change) == ("held", 0, None, 14)
-    assert held.first_seen == 10
+    held = await store.ledger.confirm_added("shop.example.com", now=14)
+    assert (held.state, held.added_by_us, held.attempts, held.failures) == ("held", True, 0, 0)
+    assert (held.last_error, held.last_change, held.first_seen) == (None, 14, 10)
     assert await store.ledger.unfinished() == []
 
 
+async def test_a_refused_add_is_final_until_retried_or_wanted_afresh(store: Store) -> None:
+    await store.ledger.want("taken.example.com", "database")
+    await store.ledger.mark_adding("taken.example.com")
+    refused = await store.ledger.mark_refused(
+        "taken.example.com", "domain-taken", "already in use by another application"
+    )
+    assert (refused.state, refused.refusal, refused.added_by_us) == (
+        "refused",
+        "domain-taken",
+        False,
+    )
+    # Still wanted: a settle keeps it refused (no resend).
+    settled = await store.ledger.settle({"taken.example.com": Wish("database")}, [])
+    assert settled.entries["taken.example.com"].state is DomainState.REFUSED
+    # An operator's retry makes it wanted again.
+    retried = await store.ledger.retry("taken.example.com")
+    assert (retried.state, retried.refusal) == ("wanted", None)
+    await store.ledger.mark_adding("taken.example.com")
+    await store.ledger.mark_refused("taken.example.com", "domain-taken", "taken")
+    # Leaving the desired set and coming back is a new intent too.
+    gone = await store.ledger.settle({}, [])
+    assert gone.entries["taken.example.com"].state is DomainState.REMOVED
+    back = await store.ledger.settle({"taken.example.com": Wish("database")}, [])
+    assert (back.entries["taken.example.com"].state, back.entries["taken.example.com"].refusal) == (
+        "wanted",
+        None,
+    )
+
+
 async def test_remove_cycle_and_wanting_it_again(store: Store) -> None:
-    await store.ledger.want("*.Example.org", "file", place="domains.txt:3")
+    await store.ledger.want("*.Example.org", "file", place="domains.txt")
     await store.ledger.mark_adding("*.example.org")
-    held = await store.ledger.mark_held("*.example.org")
+    held = await store.ledger.confirm_added("*.example.org")
     assert held.wildcard and held.domain == "*.example.org"
     removing = await store.ledger.mark_removing("*.example.org")
     assert (removing.state, removing.attempts) == ("removing", 1)
@@ -99,7 +128,9 @@ async def test_remove_cycle_and_wanting_it_again(store: Store) -> None:
 
 
 async def test_a_domain_we_did_not_add_is_not_ours_to_remove(store: Store) -> None:
-    adopted = await store.ledger.adopt("legacy.example.net")
+    settled = await store.ledger.settle({}, ["legacy.example.net"])
+    assert settled.adopted == ["legacy.example.net"]
+    adopted = settled.entries["legacy.example.net"]
     assert (adopted.state, adopted.origin, adopted.added_by_us) == ("adopted", "adopted", False)
     with pytest.raises(LedgerTransitionError, match=r"legacy\.example\.net: .*did not add it"):
         await store.ledger.mark_removing("legacy.example.net")
@@ -108,20 +139,40 @@ async def test_a_domain_we_did_not_add_is_not_ours_to_remove(store: Store) -> No
     assert forced.state == "removing"
 
 
-async def test_adopt_settles_what_closte_lists(store: Store) -> None:
+async def test_settle_sorts_out_what_closte_lists(store: Store) -> None:
+    # An add we sent whose answer we never saw, now on Closte's list: ours.
     await store.ledger.want("landed.example.com", "site")
     await store.ledger.mark_adding("landed.example.com")
-    assert (await store.ledger.adopt("landed.example.com")).state == "held"
-
+    # Wanted, never sent, but on Closte already: held, not ours.
     await store.ledger.want("already.example.com", "file")
-    already = await store.ledger.adopt("already.example.com")
-    assert (already.state, already.added_by_us) == ("held", False)
+    # Ours and still listed: unchanged.
+    await _ours(store, "held.example.com")
+    wishes = {n: Wish("file") for n in ("already.example.com", "held.example.com")}
+    wishes["landed.example.com"] = Wish("site")
+    listed = ["landed.example.com", "already.example.com", "held.example.com"]
+    settled = await store.ledger.settle(wishes, listed)
+    e = settled.entries
+    assert (e["landed.example.com"].state, e["landed.example.com"].added_by_us) == ("held", True)
+    assert settled.landed == ["landed.example.com"]
+    assert (e["already.example.com"].state, e["already.example.com"].added_by_us) == (
+        "held",
+        False,
+    )
+    assert (e["held.example.com"].state, e["held.example.com"].added_by_us) == ("held", True)
+    # Nothing new: a second settle writes nothing.
+    assert (await store.ledger.settle(wishes, listed)).written == 0
 
-    await store.ledger.want("held.example.com", "file")
-    await store.ledger.mark_adding("held.example.com")
-    await store.ledger.mark_held("held.example.com")
-    unchanged = await store.ledger.adopt("held.example.com")
-    assert (unchanged.state, unchanged.added_by_us) == ("held", True)
+
+async def test_the_sequence_that_once_broke_every_pass(store: Store) -> None:
+    """Added, removed, wanted again while the list failed, unwanted again while Closte
+    holds it: the ledger stays consistent and the domain is not ours to remove."""
+    await _ours(store, "x.com")
+    await store.ledger.mark_removing("x.com")
+    await store.ledger.mark_removed("x.com")
+    await store.ledger.settle({"x.com": Wish("database")}, None)  # the list failed
+    settled = await store.ledger.settle({}, ["x.com"])
+    entry = settled.entries["x.com"]
+    assert (entry.state, entry.added_by_us) == ("adopted", False)
 
 
 @pytest.mark.parametrize(
@@ -129,9 +180,9 @@ async def test_adopt_settles_what_closte_lists(store: Store) -> None:
     [
         ([], "mark_held", None),
         (["want"], "mark_removing", "wanted"),
-        (["want", "mark_adding", "mark_held"], "mark_removed", "held"),
+        (["want", "mark_adding", "confirm_added"], "mark_removed", "held"),
         (
-            ["want", "mark_adding", "mark_held", "mark_removing", "mark_removed"],
+            ["want", "mark_adding", "confirm_added", "mark_removing", "mark_removed"],
             "mark_held",
             "removed",
         ),
@@ -168,16 +219,24 @@ async def test_entries_by_state(store: Store) -> None:
     for name in ("c.example.com", "a.example.com", "b.example.com"):
         await store.ledger.want(name, "file")
     await store.ledger.mark_adding("b.example.com")
-    await store.ledger.adopt("z.example.com")
+    await store.ledger.settle(
+        {n: Wish("file") for n in ("a.example.com", "b.example.com", "c.example.com")}, None
+    )
+    assert [e.domain for e in await store.ledger.unfinished()] == ["b.example.com"]
+    # Nobody wants them any more and Closte holds none of them (its add did not land).
+    await store.ledger.settle({}, ["z.example.com"])
     assert [e.domain for e in await store.ledger.entries()] == [
         "a.example.com",
         "b.example.com",
         "c.example.com",
         "z.example.com",
     ]
-    wanted = await store.ledger.entries([DomainState.WANTED])
-    assert [e.domain for e in wanted] == ["a.example.com", "c.example.com"]
-    assert [e.domain for e in await store.ledger.unfinished()] == ["b.example.com"]
+    assert [e.domain for e in await store.ledger.entries([DomainState.REMOVED])] == [
+        "a.example.com",
+        "b.example.com",
+        "c.example.com",
+    ]
+    assert [e.domain for e in await store.ledger.unfinished()] == []
     assert await store.ledger.entries([]) == []
 
 
@@ -191,8 +250,9 @@ _CRASH_AFTER_INTENT = textwrap.dedent(
     async def main() -> None:
         store = await open_store(StoreSettings(path=Path(sys.argv[1])))
         await store.ledger.want("crash.example.com", "database")
-        await store.ledger.mark_held("crash.example.com")
-        await store.ledger.mark_removing("crash.example.com", force=True)
+        await store.ledger.mark_adding("crash.example.com")
+        await store.ledger.confirm_added("crash.example.com")
+        await store.ledger.mark_removing("crash.example.com")
         await store.ledger.want("new.example.com", "database")
         await store.ledger.mark_adding("new.example.com")
         print("intent recorded", flush=True)
@@ -223,7 +283,9 @@ async def test_intent_survives_kill_9_so_the_next_run_resumes(tmp_path: Path) ->
         resume = {e.domain: e for e in await store.ledger.unfinished()}
         assert set(resume) == {"crash.example.com", "new.example.com"}
         assert resume["new.example.com"].state == "adding"
-        assert resume["new.example.com"].added_by_us and resume["new.example.com"].attempts == 1
+        # Not ours yet: only Closte's yes (or its list) makes it so.
+        assert not resume["new.example.com"].added_by_us
+        assert resume["new.example.com"].attempts == 1
         assert resume["crash.example.com"].state == "removing"
         # Resuming is the same step again, counted as a second attempt.
         assert (await store.ledger.mark_adding("new.example.com")).attempts == 2
@@ -349,36 +411,66 @@ async def test_settings_refuse_bad_keys_and_values_by_name(store: Store) -> None
 
 # -- any sequence of steps keeps the ledger's promises -----------------------------------
 
-_STEPS = ("want", "adopt", "mark_adding", "mark_held", "mark_removing", "mark_removed")
+_STEPS = (
+    "want",
+    "listed",
+    "unlisted",
+    "unwanted",
+    "mark_adding",
+    "confirm_added",
+    "mark_refused",
+    "defer",
+    "retry",
+    "mark_removing",
+    "mark_removed",
+)
 
 
-@settings(max_examples=40, deadline=None)
-@given(steps=st.lists(st.sampled_from(_STEPS), max_size=12))
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.sampled_from(_STEPS), max_size=14))
 async def test_any_sequence_of_steps_keeps_the_ledgers_promises(
     tmp_path_factory: pytest.TempPathFactory, steps: list[str]
 ) -> None:
     path = tmp_path_factory.mktemp("ledger") / "state.sqlite3"
     name = "prop.example.com"
     async with await open_store(StoreSettings(path=path)) as store:
-        ever_added = False
+        sent_add = False  # an add went out for the current intent
         for step in steps:
             before = await store.ledger.get(name)
+            wanted = before is not None and before.state not in ("removed", "adopted")
             try:
                 if step == "want":
                     after = await store.ledger.want(name, "database")
+                elif step in ("listed", "unlisted", "unwanted"):
+                    wish = {} if step == "unwanted" else {name: Wish("database")} if wanted else {}
+                    listed = None if step == "unwanted" else [name] if step == "listed" else []
+                    got = (await store.ledger.settle(wish, listed)).entries.get(name)
+                    if got is None:
+                        continue
+                    after = got
+                elif step == "mark_refused":
+                    after = await store.ledger.mark_refused(name, "domain-taken", "taken")
+                elif step == "defer":
+                    after = await store.ledger.defer(name, "HTTP 502", 1e12)
                 else:
                     after = await getattr(store.ledger, step)(name)
             except LedgerTransitionError:
                 assert await store.ledger.get(name) == before  # a refused step changes nothing
                 continue
             if step == "mark_adding":
-                ever_added = True
-                assert after.added_by_us and after.state == "adding" and after.attempts >= 1
+                sent_add = True
+                assert after.state == "adding" and after.attempts >= 1
+            if after.added_by_us and not (before is not None and before.added_by_us):
+                # Ownership only from Closte's yes, or its list after we sent an add.
+                assert sent_add and step in ("confirm_added", "listed")
             if step == "mark_removing":
-                # Never without force unless closte-sync sent the add itself.
-                assert after.added_by_us and ever_added
+                assert after.added_by_us  # never without force unless we added it
+            if step == "mark_refused":
+                assert not after.added_by_us or (before is not None and before.added_by_us)
             if step.startswith("mark_"):
                 assert after.state == step.removeprefix("mark_")
             if before is not None:
                 assert after.first_seen == before.first_seen
+            if after.attempts == 0:
+                sent_add = False
             assert after.unfinished == (after.state in ("adding", "removing"))

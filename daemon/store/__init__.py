@@ -14,7 +14,14 @@ from closte_sync.daemon.store.errors import (
 )
 from closte_sync.daemon.store.event_log import EventFilter, EventLog, StoredEvent
 from closte_sync.daemon.store.event_writer import EventWriter, WriterStats
-from closte_sync.daemon.store.ledger import DomainOrigin, DomainState, Ledger, LedgerEntry
+from closte_sync.daemon.store.ledger import (
+    DomainOrigin,
+    DomainState,
+    Ledger,
+    LedgerEntry,
+    Settled,
+    Wish,
+)
 from closte_sync.daemon.store.migrations import SCHEMA_VERSION
 from closte_sync.daemon.store.retention import PruneResult
 from closte_sync.daemon.store.settings_table import SettingsTable, SettingValue
@@ -45,6 +52,7 @@ __all__ = [
     "SchemaTooNewError",
     "SettingValue",
     "SettingsTable",
+    "Settled",
     "Stage",
     "StageEntry",
     "StageUpdate",
@@ -54,6 +62,7 @@ __all__ = [
     "StoreError",
     "StoreOptions",
     "StoredEvent",
+    "Wish",
     "WriterStats",
     "open_store",
 ]

@@ -4,24 +4,27 @@
 Closte, and the result after. Every step commits on its own, so after a crash or ``kill -9``
 at any point the ledger says exactly where to resume:
 
-    wanted   --mark_adding-->   adding   --mark_held-->    held
-    held     --mark_removing--> removing --mark_removed--> removed
-    (absent) --adopt-->         adopted  (Closte listed it; we did not add it)
+    wanted   --mark_adding-->   adding   --confirm_added-->  held (ours)
+                                adding   --mark_refused-->   refused (final until retry)
+                                adding   --defer-->          wanted (retry_at: backoff)
+    held     --mark_removing--> removing --mark_removed-->   removed
+    (absent) --settle-->        adopted  (Closte listed it; we did not add it)
 
-- ``adding``: an add was (or is about to be) sent. Resume by sending it again: Closte's
-  "already added" is a success, so a repeat is harmless. ``added_by_us`` is set here, before
-  the call, because once the call may have gone out the alias may be ours.
-- ``removing``: a delete was (or is about to be) sent; resume by sending it again ("already
-  gone" is a success). Only domains we added may be removed, unless the caller forces it.
-- ``attempts`` counts calls made for the current intent; ``last_error`` keeps the newest
-  failure until the intent succeeds.
+- A domain counts as ours (``added_by_us``) only once Closte accepted our add, or once
+  Closte lists a domain we had sent an add for (``attempts`` > 0: a crash or a time-out hid
+  the answer). A refused add never makes it ours.
+- ``settle`` applies a whole pass's news in one transaction: what the sources want, and what
+  Closte's own list says it holds. It writes only rows that change, so a steady pass with
+  thousands of domains costs one read and no writes.
+- ``attempts`` counts calls made for the current intent; ``failures`` counts transient
+  failures in a row, and ``retry_at`` holds the domain back until then (per-domain backoff).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -36,12 +39,13 @@ MAX_ERROR_LENGTH = 2000
 
 
 class DomainState(StrEnum):
-    WANTED = "wanted"  # a source wants it; nothing sent yet
+    WANTED = "wanted"  # a source wants it; Closte does not hold it (yet)
     ADDING = "adding"  # add sent or about to be sent
-    HELD = "held"  # Closte holds it and we want it
+    HELD = "held"  # Closte holds it and a source wants it (or it is ours)
     REMOVING = "removing"  # delete sent or about to be sent
-    REMOVED = "removed"  # gone from Closte (kept as history)
-    ADOPTED = "adopted"  # Closte holds it, we did not add it
+    REMOVED = "removed"  # gone from Closte, and no source wants it (kept as history)
+    ADOPTED = "adopted"  # Closte holds it, we did not add it, no source wants it
+    REFUSED = "refused"  # Closte refused our add for good; waits for a retry or a change
 
 
 class DomainOrigin(StrEnum):
@@ -63,25 +67,71 @@ class LedgerEntry:
     last_change: float
     last_error: str | None
     attempts: int
+    failures: int = 0
+    retry_at: float | None = None
+    refusal: str | None = None  # the result kind of a final refusal
 
     @property
     def unfinished(self) -> bool:
         """An API call may have been cut short here; the next run must repeat it."""
         return self.state in (DomainState.ADDING, DomainState.REMOVING)
 
+    @property
+    def on_closte(self) -> bool:
+        """Closte held it at the last look (or a delete of it is not confirmed yet)."""
+        return self.state in (DomainState.HELD, DomainState.ADOPTED, DomainState.REMOVING)
+
+
+@dataclass(frozen=True)
+class Wish:
+    """What a source wants recorded for a domain."""
+
+    origin: DomainOrigin | str
+    place: str = ""
+
+
+@dataclass
+class Settled:
+    """The ledger after ``settle``, and what the pass's news changed."""
+
+    entries: dict[str, LedgerEntry]
+    adopted: list[str]  # Closte holds them; new to us
+    missing: list[str]  # we believed Closte held them; its list says no
+    landed: list[str]  # adds whose answer we never saw, found on Closte: ours
+    written: int  # rows inserted or changed
+
 
 _S = DomainState
 # Where each step may start from (the step's own state: repeating it is allowed).
-_MAY_ADD = frozenset({_S.WANTED, _S.ADDING, _S.REMOVING, _S.REMOVED})
+_MAY_ADD = frozenset({_S.WANTED, _S.ADDING, _S.REMOVED})
+_MAY_CONFIRM = frozenset({_S.ADDING})
 _MAY_HOLD = frozenset({_S.WANTED, _S.ADDING, _S.HELD, _S.ADOPTED, _S.REMOVING})
-_MAY_REMOVE = frozenset({_S.HELD, _S.ADOPTED, _S.ADDING, _S.REMOVING})
+_MAY_REFUSE = frozenset({_S.WANTED, _S.ADDING, _S.REFUSED})
+_MAY_REMOVE = frozenset({_S.HELD, _S.ADOPTED, _S.REMOVING})
 _MAY_FORGET = frozenset({_S.WANTED, _S.REMOVING, _S.REMOVED})
 _MAY_GO_MISSING = frozenset({_S.HELD, _S.ADOPTED, _S.REMOVING, _S.REMOVED})
 
-_COLUMNS = (
-    "domain, wildcard, state, origin, added_by_us, place, first_seen, last_change, "
-    "last_error, attempts"
+_FIELDS = (
+    "domain",
+    "wildcard",
+    "state",
+    "origin",
+    "added_by_us",
+    "place",
+    "first_seen",
+    "last_change",
+    "last_error",
+    "attempts",
+    "failures",
+    "retry_at",
+    "refusal",
 )
+_COLUMNS = ", ".join(_FIELDS)
+_UPDATE_ALL = (
+    "UPDATE domains SET state = ?, origin = ?, added_by_us = ?, place = ?, last_change = ?, "
+    "last_error = ?, attempts = ?, failures = ?, retry_at = ?, refusal = ? WHERE domain = ?"
+)
+_INSERT_ALL = f"INSERT INTO domains ({_COLUMNS}) VALUES ({', '.join('?' for _ in _FIELDS)})"
 
 
 def _entry(row: aiosqlite.Row) -> LedgerEntry:
@@ -96,12 +146,130 @@ def _entry(row: aiosqlite.Row) -> LedgerEntry:
         last_change=row["last_change"],
         last_error=row["last_error"],
         attempts=row["attempts"],
+        failures=row["failures"],
+        retry_at=row["retry_at"],
+        refusal=row["refusal"],
+    )
+
+
+def _insert_params(e: LedgerEntry) -> tuple[Any, ...]:
+    return (
+        e.domain,
+        int(e.wildcard),
+        e.state.value,
+        e.origin.value,
+        int(e.added_by_us),
+        e.place,
+        e.first_seen,
+        e.last_change,
+        e.last_error,
+        e.attempts,
+        e.failures,
+        e.retry_at,
+        e.refusal,
+    )
+
+
+def _update_params(e: LedgerEntry) -> tuple[Any, ...]:
+    return (
+        e.state.value,
+        e.origin.value,
+        int(e.added_by_us),
+        e.place,
+        e.last_change,
+        e.last_error,
+        e.attempts,
+        e.failures,
+        e.retry_at,
+        e.refusal,
+        e.domain,
     )
 
 
 async def _fetch(conn: aiosqlite.Connection, domain: str) -> LedgerEntry | None:
     row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM domains WHERE domain = ?", (domain,))
     return _entry(row) if row is not None else None
+
+
+def _fresh_intent(e: LedgerEntry, state: DomainState, at: float) -> LedgerEntry:
+    """A new intent starts clean: no attempts, failures, backoff or refusal yet."""
+    return replace(
+        e,
+        state=state,
+        attempts=0,
+        failures=0,
+        retry_at=None,
+        refusal=None,
+        last_error=None,
+        last_change=at,
+    )
+
+
+def settle_entry(
+    entry: LedgerEntry | None,
+    name: str,
+    wish: Wish | None,
+    listed: bool | None,
+    at: float,
+) -> LedgerEntry | None:
+    """One domain's row after a pass's news: ``wish`` (a source wants it, or None) and
+    ``listed`` (Closte's list has it; None when the list could not be read). Pure."""
+    if entry is None:
+        if listed:
+            origin = DomainOrigin(wish.origin) if wish else DomainOrigin.ADOPTED
+            state = _S.HELD if wish else _S.ADOPTED
+        elif wish is not None:
+            origin, state = DomainOrigin(wish.origin), _S.WANTED
+        else:
+            return None
+        return LedgerEntry(
+            domain=name,
+            wildcard=is_wildcard(name),
+            state=state,
+            origin=origin,
+            added_by_us=False,
+            place=wish.place if wish else "",
+            first_seen=at,
+            last_change=at,
+            last_error=None,
+            attempts=0,
+        )
+    e = entry
+    # What the sources say.
+    if wish is not None:
+        origin = DomainOrigin(wish.origin)
+        if e.origin != origin or e.place != wish.place:
+            e = replace(e, origin=origin, place=wish.place, last_change=at)
+        if e.state is _S.REMOVED:
+            e = _fresh_intent(e, _S.WANTED, at)
+    elif e.state in (_S.WANTED, _S.REFUSED):
+        # Never reached Closte and no longer wanted: history. A refusal ends here too,
+        # so a domain that comes back is tried afresh.
+        e = _fresh_intent(e, _S.REMOVED, at)
+    if listed is None:
+        return e
+    # What Closte's own list says.
+    state = e.state
+    if listed:
+        if state in (_S.ADDING, _S.WANTED) and e.attempts > 0:
+            # We sent an add whose answer we never saw (a crash, a time-out): it landed.
+            e = replace(_fresh_intent(e, _S.HELD, at), added_by_us=True)
+        elif state in (_S.WANTED, _S.REFUSED, _S.REMOVED, _S.ADDING):
+            # Someone else put it there (the dashboard, another tool): not ours.
+            e = replace(_fresh_intent(e, _S.HELD if wish else _S.ADOPTED, at), added_by_us=False)
+        elif state is _S.REMOVING and wish is not None:
+            e = _fresh_intent(e, _S.HELD, at)  # wanted again before the delete went out
+        elif state in (_S.HELD, _S.ADOPTED):
+            settled = _S.HELD if (wish is not None or e.added_by_us) else _S.ADOPTED
+            if settled is not state:
+                e = replace(e, state=settled, last_change=at)
+    elif state in (_S.HELD, _S.ADOPTED, _S.REMOVING, _S.ADDING):
+        if state is _S.ADDING:
+            # Its add did not land: the same intent goes on (attempts kept).
+            e = replace(e, state=_S.WANTED if wish else _S.REMOVED, last_change=at)
+        else:
+            e = _fresh_intent(e, _S.WANTED if wish else _S.REMOVED, at)
+    return e
 
 
 class Ledger:
@@ -137,84 +305,166 @@ class Ledger:
 
     # -- what the sources and Closte say -------------------------------------------------
 
+    async def settle(
+        self,
+        desired: Mapping[str, Wish],
+        listed: Collection[str] | None,
+        *,
+        now: float | None = None,
+    ) -> Settled:
+        """Record a pass's news in one transaction (see ``settle_entry`` for the rules):
+        ``desired`` maps ASCII names to what wants them; ``listed`` is what Closte's own
+        list holds, or None when it could not be read (then only wishes are recorded)."""
+        at = time.time() if now is None else now
+        on_closte = set(listed) if listed is not None else set()
+        adopted: list[str] = []
+        missing: list[str] = []
+        landed: list[str] = []
+        inserts: list[LedgerEntry] = []
+        updates: list[LedgerEntry] = []
+        async with self._db.transaction("settling the ledger") as conn:
+            rows = await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM domains")
+            current = {row["domain"]: _entry(row) for row in rows}
+            result: dict[str, LedgerEntry] = {}
+            for name in current.keys() | desired.keys() | on_closte:
+                before = current.get(name)
+                wish = desired.get(name)
+                if wish is not None and wish.place:
+                    wish = Wish(wish.origin, self._scrub.text(wish.place))
+                seen = None if listed is None else name in on_closte
+                after = settle_entry(before, name, wish, seen, at)
+                if after is None:
+                    continue
+                result[name] = after
+                if before is None:
+                    inserts.append(after)
+                    if after.state in (_S.ADOPTED, _S.HELD):
+                        adopted.append(name)
+                    continue
+                if after == before:
+                    continue
+                updates.append(after)
+                if before.on_closte and not after.on_closte:
+                    missing.append(name)
+                elif after.added_by_us and not before.added_by_us and after.on_closte:
+                    landed.append(name)
+                elif after.on_closte and not before.on_closte and not after.added_by_us:
+                    adopted.append(name)
+            if inserts:
+                await conn.executemany(_INSERT_ALL, [_insert_params(e) for e in inserts])
+            if updates:
+                await conn.executemany(_UPDATE_ALL, [_update_params(e) for e in updates])
+        return Settled(
+            entries=result,
+            adopted=sorted(adopted),
+            missing=sorted(missing),
+            landed=sorted(landed),
+            written=len(inserts) + len(updates),
+        )
+
     async def want(
         self, domain: str, origin: DomainOrigin | str, *, place: str = "", now: float | None = None
     ) -> LedgerEntry:
-        """A source wants ``domain``: new or removed rows become 'wanted'; others keep their
-        state and take the new origin and place."""
+        """A source wants ``domain`` (one row's share of ``settle``, nothing listed)."""
         name = normalize_domain(domain)
-        source = DomainOrigin(origin)
-        where = self._scrub.text(place)
         at = time.time() if now is None else now
+        wish = Wish(origin, self._scrub.text(place))
         async with self._db.transaction(f"recording that {name} is wanted") as conn:
-            entry = await _fetch(conn, name)
-            if entry is None:
-                await conn.execute(
-                    "INSERT INTO domains (domain, wildcard, state, origin, place, first_seen, "
-                    "last_change) VALUES (?, ?, 'wanted', ?, ?, ?, ?)",
-                    (name, int(is_wildcard(name)), source.value, where, at, at),
-                )
-            elif entry.state is DomainState.REMOVED:
-                await conn.execute(
-                    "UPDATE domains SET state = 'wanted', origin = ?, place = ?, attempts = 0, "
-                    "last_error = NULL, last_change = ? WHERE domain = ?",
-                    (source.value, where, at, name),
-                )
-            elif entry.origin != source or entry.place != where:
-                await conn.execute(
-                    "UPDATE domains SET origin = ?, place = ?, last_change = ? WHERE domain = ?",
-                    (source.value, where, at, name),
-                )
-            result = await _fetch(conn, name)
-        assert result is not None
-        return result
-
-    async def adopt(self, domain: str, *, now: float | None = None) -> LedgerEntry:
-        """Closte lists ``domain``. Unknown or removed: 'adopted' (not ours to delete).
-        'adding': the add landed, now 'held'. 'wanted': already there, 'held', not ours."""
-        name = normalize_domain(domain)
-        at = time.time() if now is None else now
-        async with self._db.transaction(f"adopting {name}") as conn:
-            entry = await _fetch(conn, name)
-            if entry is None:
-                await conn.execute(
-                    "INSERT INTO domains (domain, wildcard, state, origin, first_seen, "
-                    "last_change) VALUES (?, ?, 'adopted', 'adopted', ?, ?)",
-                    (name, int(is_wildcard(name)), at, at),
-                )
-            elif entry.state is DomainState.REMOVED:
-                await conn.execute(
-                    "UPDATE domains SET state = 'adopted', origin = 'adopted', added_by_us = 0, "
-                    "attempts = 0, last_error = NULL, last_change = ? WHERE domain = ?",
-                    (at, name),
-                )
-            elif entry.state in (DomainState.ADDING, DomainState.WANTED):
-                await conn.execute(
-                    "UPDATE domains SET state = 'held', attempts = 0, last_error = NULL, "
-                    "last_change = ? WHERE domain = ?",
-                    (at, name),
-                )
-            result = await _fetch(conn, name)
-        assert result is not None
-        return result
+            before = await _fetch(conn, name)
+            after = settle_entry(before, name, wish, None, at)
+            assert after is not None
+            if before is None:
+                await conn.execute(_INSERT_ALL, _insert_params(after))
+            elif after != before:
+                await conn.execute(_UPDATE_ALL, _update_params(after))
+        return after
 
     # -- intent before the API call, outcome after ---------------------------------------
 
     async def mark_adding(self, domain: str, *, now: float | None = None) -> LedgerEntry:
-        """Call *before* sending the add. Counts the attempt."""
+        """Call *before* sending the add. Counts the attempt; ownership comes only with
+        Closte's yes (``confirm_added``) or with its list showing the domain."""
         return await self._move(
             domain,
             DomainState.ADDING,
             _MAY_ADD,
-            "attempts = CASE WHEN state = 'adding' THEN attempts + 1 ELSE 1 END, added_by_us = 1",
+            "attempts = attempts + 1, retry_at = NULL",
+            now=now,
+        )
+
+    async def confirm_added(self, domain: str, *, now: float | None = None) -> LedgerEntry:
+        """Closte accepted our add (or said it already has it, after we sent one): ours."""
+        return await self._move(
+            domain,
+            DomainState.HELD,
+            _MAY_CONFIRM,
+            "added_by_us = 1, attempts = 0, failures = 0, retry_at = NULL, last_error = NULL, "
+            "refusal = NULL",
             now=now,
         )
 
     async def mark_held(self, domain: str, *, now: float | None = None) -> LedgerEntry:
-        """Closte confirmed it holds ``domain`` (add succeeded, or already there)."""
+        """Closte holds ``domain``; ownership unchanged."""
         return await self._move(
-            domain, DomainState.HELD, _MAY_HOLD, "attempts = 0, last_error = NULL", now=now
+            domain,
+            DomainState.HELD,
+            _MAY_HOLD,
+            "attempts = 0, failures = 0, retry_at = NULL, last_error = NULL",
+            now=now,
         )
+
+    async def mark_refused(
+        self, domain: str, refusal: str, error: str, *, now: float | None = None
+    ) -> LedgerEntry:
+        """Closte refused the add for good (taken by another application, invalid): not
+        sent again until the domain leaves the desired set and comes back, or ``retry``."""
+        return await self._move(
+            domain,
+            DomainState.REFUSED,
+            _MAY_REFUSE,
+            "refusal = ?, last_error = ?, retry_at = NULL",
+            now=now,
+            params=(refusal, self._error_text(error)),
+        )
+
+    async def defer(
+        self, domain: str, error: str, retry_at: float, *, now: float | None = None
+    ) -> LedgerEntry:
+        """A call failed for a reason that may pass: keep the intent, wait until
+        ``retry_at`` (an add goes back to 'wanted'; a delete stays 'removing')."""
+        name = normalize_domain(domain)
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"deferring {name}") as conn:
+            entry = await _fetch(conn, name)
+            if entry is None:
+                raise LedgerTransitionError(name, None, "deferred", "record it with want() first")
+            state = DomainState.WANTED if entry.state is DomainState.ADDING else entry.state
+            await conn.execute(
+                "UPDATE domains SET state = ?, failures = failures + 1, retry_at = ?, "
+                "last_error = ?, last_change = ? WHERE domain = ?",
+                (state.value, retry_at, self._error_text(error), at, name),
+            )
+            result = await _fetch(conn, name)
+        assert result is not None
+        return result
+
+    async def retry(self, domain: str, *, now: float | None = None) -> LedgerEntry:
+        """An operator asks to try again now: a refusal and any backoff are forgotten."""
+        name = normalize_domain(domain)
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"retrying {name}") as conn:
+            entry = await _fetch(conn, name)
+            if entry is None:
+                raise LedgerTransitionError(name, None, "retry", "no source wants it")
+            state = DomainState.WANTED if entry.state is DomainState.REFUSED else entry.state
+            await conn.execute(
+                "UPDATE domains SET state = ?, failures = 0, retry_at = NULL, refusal = NULL, "
+                "last_change = ? WHERE domain = ?",
+                (state.value, at, name),
+            )
+            result = await _fetch(conn, name)
+        assert result is not None
+        return result
 
     async def mark_removing(
         self, domain: str, *, force: bool = False, now: float | None = None
@@ -225,7 +475,7 @@ class Ledger:
             domain,
             DomainState.REMOVING,
             _MAY_REMOVE,
-            "attempts = CASE WHEN state = 'removing' THEN attempts + 1 ELSE 1 END",
+            "attempts = CASE WHEN state = 'removing' THEN attempts + 1 ELSE 1 END, retry_at = NULL",
             now=now,
             require_ours=not force,
         )
@@ -233,7 +483,11 @@ class Ledger:
     async def mark_removed(self, domain: str, *, now: float | None = None) -> LedgerEntry:
         """Closte no longer holds it (delete succeeded, or it was never sent)."""
         return await self._move(
-            domain, DomainState.REMOVED, _MAY_FORGET, "attempts = 0, last_error = NULL", now=now
+            domain,
+            DomainState.REMOVED,
+            _MAY_FORGET,
+            "attempts = 0, failures = 0, retry_at = NULL, last_error = NULL",
+            now=now,
         )
 
     async def record_failure(
@@ -241,7 +495,6 @@ class Ledger:
     ) -> LedgerEntry:
         """An API call failed; the state stays, so the next run tries again."""
         name = normalize_domain(domain)
-        text = self._scrub.text(error)[:MAX_ERROR_LENGTH]
         at = time.time() if now is None else now
         async with self._db.transaction(f"recording a failure for {name}") as conn:
             entry = await _fetch(conn, name)
@@ -249,19 +502,14 @@ class Ledger:
                 raise LedgerTransitionError(name, None, "failure", "record it with want() first")
             await conn.execute(
                 "UPDATE domains SET last_error = ?, last_change = ? WHERE domain = ?",
-                (text, at, name),
+                (self._error_text(error), at, name),
             )
             result = await _fetch(conn, name)
         assert result is not None
         return result
 
-    async def mark_missing(self, domain: str, *, now: float | None = None) -> LedgerEntry:
-        """Closte's own list no longer has ``domain`` though we believed it held (removed in
-        the dashboard, or a delete that landed before a crash): 'removed', so a source that
-        still wants it adds it again. An 'adding' row stays as it is: its add did not land."""
-        return await self._move(
-            domain, DomainState.REMOVED, _MAY_GO_MISSING, "attempts = 0", now=now
-        )
+    def _error_text(self, error: str) -> str:
+        return self._scrub.text(error)[:MAX_ERROR_LENGTH]
 
     async def _move(
         self,
@@ -272,6 +520,7 @@ class Ledger:
         *,
         now: float | None,
         require_ours: bool = False,
+        params: tuple[Any, ...] = (),
     ) -> LedgerEntry:
         name = normalize_domain(domain)
         at = time.time() if now is None else now
@@ -292,7 +541,7 @@ class Ledger:
             # extra_sets is one of the fixed strings above, never built from input.
             await conn.execute(
                 f"UPDATE domains SET {extra_sets}, state = ?, last_change = ? WHERE domain = ?",
-                (to.value, at, name),
+                (*params, to.value, at, name),
             )
             result = await _fetch(conn, name)
         assert result is not None

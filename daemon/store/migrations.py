@@ -22,6 +22,10 @@ class Migration:
     version: int  # the version the file has after this step
     description: str
     statements: tuple[str, ...]
+    # A step that rebuilds a table others reference must run with foreign keys off (SQLite
+    # cannot switch them inside a transaction, and DROP TABLE would cascade); the step is
+    # checked with foreign_key_check before it commits.
+    foreign_keys_off: bool = False
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -124,6 +128,49 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        4,
+        "refused adds, per-domain backoff",
+        (
+            # A refused add is final until the domain changes or an operator retries it:
+            # its own state, so a pass never sends it again. retry_at holds a domain back
+            # after transient failures (per-domain backoff); failures counts them.
+            """
+            CREATE TABLE domains_v4 (
+                domain      TEXT PRIMARY KEY,
+                wildcard    INTEGER NOT NULL CHECK (wildcard IN (0, 1)),
+                state       TEXT NOT NULL CHECK (state IN
+                              ('wanted', 'adding', 'held', 'removing', 'removed', 'adopted',
+                               'refused')),
+                origin      TEXT NOT NULL CHECK (origin IN
+                              ('database', 'file', 'site', 'adopted')),
+                added_by_us INTEGER NOT NULL DEFAULT 0 CHECK (added_by_us IN (0, 1)),
+                place       TEXT NOT NULL DEFAULT '',
+                first_seen  REAL NOT NULL,
+                last_change REAL NOT NULL,
+                last_error  TEXT,
+                attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                failures    INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+                retry_at    REAL,
+                refusal     TEXT,
+                CHECK (wildcard = (substr(domain, 1, 2) = '*.'))
+            ) STRICT
+            """,
+            """
+            INSERT INTO domains_v4 (domain, wildcard, state, origin, added_by_us, place,
+                first_seen, last_change, last_error, attempts)
+            SELECT domain, wildcard, state, origin, added_by_us, place, first_seen,
+                last_change, last_error, attempts FROM domains
+            """,
+            "DROP TABLE domains",
+            "ALTER TABLE domains_v4 RENAME TO domains",
+            "CREATE INDEX domains_state ON domains (state)",
+        ),
+        foreign_keys_off=True,
+    ),
+)
+
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
 
 
@@ -157,15 +204,29 @@ async def migrate(db: Database, *, target: int = SCHEMA_VERSION) -> list[Migrati
     for step in MIGRATIONS:
         if step.version > target:
             break
-        async with db.transaction(f"migrating to schema version {step.version}") as conn:
-            row = await fetch_one(conn, "PRAGMA user_version")
-            current = int(row[0]) if row else 0
-            if current >= step.version:
-                continue
-            if current != step.version - 1:
-                raise StoreError(f"{db.path}: version {current} has no step to {step.version}")
-            for statement in step.statements:
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {step.version}")
-        applied.append(step)
+        if step.foreign_keys_off:
+            await db.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            if await _apply(db, step):
+                applied.append(step)
+        finally:
+            if step.foreign_keys_off:
+                await db.conn.execute("PRAGMA foreign_keys = ON")
     return applied
+
+
+async def _apply(db: Database, step: Migration) -> bool:
+    """Apply one step unless the file already has it; True when applied here."""
+    async with db.transaction(f"migrating to schema version {step.version}") as conn:
+        row = await fetch_one(conn, "PRAGMA user_version")
+        current = int(row[0]) if row else 0
+        if current >= step.version:
+            return False
+        if current != step.version - 1:
+            raise StoreError(f"{db.path}: version {current} has no step to {step.version}")
+        for statement in step.statements:
+            await conn.execute(statement)
+        if step.foreign_keys_off and await fetch_one(conn, "PRAGMA foreign_key_check"):
+            raise StoreError(f"{db.path}: step {step.version} broke a foreign key")
+        await conn.execute(f"PRAGMA user_version = {step.version}")
+    return True

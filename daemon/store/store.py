@@ -4,7 +4,7 @@
     store.register_secret(settings.closte.api_key)
     await store.ledger.mark_adding("shop.example.com")   # intent, committed
     ... call Closte ...
-    await store.ledger.mark_held("shop.example.com")     # outcome, committed
+    await store.ledger.confirm_added("shop.example.com") # outcome, committed
     store.events.emit(event)                             # never blocks
     page = await store.event_log.page(EventFilter(min_level=Level.WARNING))
     await store.prune()                                  # now and then
