@@ -42,7 +42,7 @@ async def test_a_record_elsewhere_fails_naming_both_addresses(closte_sandbox: Sa
     )
     assert result.advice is not None
     assert "resolves to 127.0.0.9, expected 127.0.0.2" in result.advice
-    assert "create a record for shop.example.com pointing at 127.0.0.2" in result.advice
+    assert "create an A record for shop.example.com pointing at 127.0.0.2" in result.advice
     assert result.details["answers"] == {"A": ["127.0.0.9"], "AAAA": []}
 
 
@@ -169,7 +169,7 @@ async def test_wildcard_without_a_wildcard_record_fails_with_wildcard_advice(
     result = await (await dns_checker(closte_sandbox)).check("*.example.net")
     assert result.hint_id == "dns-nxdomain"
     assert result.advice is not None
-    assert "create a wildcard record for *.example.net" in result.advice
+    assert "create a wildcard A record for *.example.net" in result.advice
 
 
 async def test_aaaa_only_domain(closte_sandbox: Sandbox) -> None:

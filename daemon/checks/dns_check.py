@@ -353,12 +353,15 @@ def _judge(
 
 
 def _fix(name: str, target: NetworkTarget) -> str:
-    """What record to create, in words."""
-    kind = "a wildcard record" if name.startswith("*.") else "a record"
+    """What record to create, in words: "create an A record for x.com pointing at 1.2.3.4"."""
+    wildcard = "wildcard " if name.startswith("*.") else ""
     parts = []
     if target.ips:
+        kinds = {"AAAA" if ":" in ip else "A" for ip in target.ips}
+        kind = "A/AAAA" if len(kinds) == 2 else kinds.pop()
+        article = "an" if kind.startswith("A") and not wildcard else "a"
         ips = " or ".join(sorted(target.ips))
-        parts.append(f"create {kind} for {name} pointing at {ips} (A/AAAA)")
+        parts.append(f"create {article} {wildcard}{kind} record for {name} pointing at {ips}")
     if target.hosts:
         hosts = " or ".join(sorted(target.hosts))
         parts.append(f"{'or ' if parts else 'create '}a CNAME for {name} to {hosts}")

@@ -280,7 +280,8 @@ class TlsChecker:
                 f"{asked}: {served}, not {asked}",
                 "tls-mismatch",
                 f"{served}, not {asked}: the server that answers does not have {name} yet. "
-                f"If the alias was just added, {_CLOSTE_DELAY}; otherwise check that {name} "
+                "If the alias was just added, wait: Closte usually issues the certificate "
+                f"within 5-10 minutes; otherwise check that {name} "
                 "points at this network's Closte server and that the alias is on Closte.",
             )
         if code is not None:
