@@ -8,6 +8,7 @@ customer's missing record looks like to the daemon. Records are set at run time:
 - a CNAME (answered as the chain, followed while the targets are in the sandbox's data);
 - a forced rcode (NXDOMAIN, SERVFAIL, REFUSED) for a name;
 - a delay before answering a name (slow servers);
+- a number of UDP queries for a name to drop unanswered (lost packets);
 - wildcard records (``*.example.com``), used only for names that have no entry of their own.
 
 Messages are parsed and built with dnspython. Over UDP an answer larger than the client's
@@ -54,6 +55,7 @@ class DnsEntry:
     cname: str | None = None
     rcode: dns.rcode.Rcode | None = None
     delay_s: float = 0.0
+    drop: int = 0  # the next this many UDP queries for the name get no answer
 
     @property
     def has_data(self) -> bool:
@@ -66,6 +68,7 @@ class DnsEntry:
             "cname": self.cname,
             "rcode": dns.rcode.to_text(self.rcode) if self.rcode is not None else None,
             "delay_ms": round(self.delay_s * 1000),
+            "drop": self.drop,
         }
 
 
@@ -138,6 +141,20 @@ class DnsZones:
             raise ValueError(f"{name}: delay must be 0 or more, not {seconds}")
         self._entry(name).delay_s = seconds
 
+    def set_drop(self, name: str, count: int) -> None:
+        """Leave the next ``count`` UDP queries for ``name`` unanswered, as lost packets are."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{name}: 'drop' must be a whole number >= 0, not {count!r}")
+        self._entry(name).drop = count
+
+    def take_drop(self, qname: str) -> bool:
+        """True (and one fewer to drop) when the next query for ``qname`` is to be lost."""
+        entry = self._entries.get(qname.rstrip(".").lower())
+        if entry is None or entry.drop <= 0:
+            return False
+        entry.drop -= 1
+        return True
+
     def delete(self, name: str) -> bool:
         return self._entries.pop(normalize_domain(name), None) is not None
 
@@ -154,10 +171,11 @@ class DnsZones:
         """Apply one control request, e.g. ``{"name": "a.com", "a": ["127.0.0.2"]}``.
 
         Keys: ``name`` (required), ``a``, ``aaaa``, ``cname``, ``rcode``, ``delay_ms``,
-        ``delete`` (true drops the name first). Answers the name's entry afterwards.
+        ``drop`` (UDP queries to leave unanswered), ``delete`` (true drops the name first).
+        Answers the name's entry afterwards.
         Raises ValueError naming the field on bad input, before changing anything.
         """
-        known = {"name", "a", "aaaa", "cname", "rcode", "delay_ms", "delete"}
+        known = {"name", "a", "aaaa", "cname", "rcode", "delay_ms", "drop", "delete"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ValueError(f"unknown field(s) {unknown}; known: {sorted(known)}")
@@ -170,7 +188,12 @@ class DnsZones:
         current = self._entries.get(name)
         if current is not None and not spec.get("delete"):
             scratch._entries[name] = DnsEntry(
-                list(current.a), list(current.aaaa), current.cname, current.rcode, current.delay_s
+                list(current.a),
+                list(current.aaaa),
+                current.cname,
+                current.rcode,
+                current.delay_s,
+                current.drop,
             )
         if "a" in spec:
             scratch.set_a(name, spec["a"] or [])
@@ -185,6 +208,8 @@ class DnsZones:
             if not isinstance(delay, int | float) or isinstance(delay, bool):
                 raise ValueError(f"{name}: 'delay_ms' must be a number, not {delay!r}")
             scratch.set_delay(name, float(delay) / 1000)
+        if "drop" in spec:
+            scratch.set_drop(name, spec["drop"])
         entry = scratch._entries.get(name)
         if entry is None:
             self._entries.pop(name, None)
@@ -344,6 +369,8 @@ class DnsServer:
             response.set_rcode(dns.rcode.FORMERR)
         else:
             question = query.question[0]
+            if udp and self.zones.take_drop(question.name.to_text()):
+                return None  # a lost packet: the client has to ask again
             answer = self.zones.answer(question.name.to_text(), question.rdtype)
             if answer.delay_s > 0:
                 await asyncio.sleep(answer.delay_s)

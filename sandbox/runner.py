@@ -12,6 +12,8 @@ Besides Closte's endpoints the API answers two control calls wired here:
 An empty body lists what is set. The network's own host name (``network.sandbox.test``)
 resolves to ``network_ip`` from the start, so a customer's CNAME to the network works;
 aliases added through the API get no DNS records of their own (DNS is the customer's job).
+The TLS edge listens on ``network_ip`` as well as on ``host`` (one port, ``tls_port``), so a
+check connects where the sandbox's DNS points, as it would to Closte.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ LOOPBACK = "127.0.0.1"
 def new_api_key() -> str:
     """A made-up key for the sandbox (it opens nothing outside it)."""
     return "sandbox-" + secrets.token_hex(16)
+
+
+def _bindable(addresses: Iterable[str]) -> list[str]:
+    """The addresses this machine can listen on without setup: loopback ones (127.0.0.0/8)."""
+    return [a for a in addresses if ipaddress.ip_address(a).is_loopback]
 
 
 class Sandbox:
@@ -150,7 +157,8 @@ class Sandbox:
             )
             await dns_server.start(host, dns_port)
             stack.push_async_callback(dns_server.stop)
-            await tls.start(host, tls_port)
+            # The edge answers where the sandbox's DNS points names: the network IP too.
+            await tls.start(host, tls_port, also=_bindable([network_ip]))
             stack.push_async_callback(tls.stop)
             await api.start(host, api_port)
             stack.push_async_callback(api.stop)

@@ -19,7 +19,7 @@ import contextlib
 import ssl
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 from closte_sync.sandbox.ca import CertKind, SandboxCA
@@ -33,6 +33,7 @@ NO_SNI_NAME = "sandbox.invalid"
 DEFAULT_CERT_DELAY_S = 2.0
 _REQUEST_TIMEOUT_S = 5.0
 _MAX_REQUEST_BYTES = 16 * 1024
+_PORT_TRIES = 20
 
 _MODE_KIND: dict[CertMode, CertKind] = {
     "expired": CertKind.EXPIRED,
@@ -82,11 +83,12 @@ class TlsEdge:
         self.ca = ca
         self.cert_delay_s = cert_delay_s
         self._modes: dict[str, CertMode] = {}
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         # The SNI name each live connection asked for (the server side cannot read it later).
         self._asked: weakref.WeakKeyDictionary[ssl.SSLObject, str] = weakref.WeakKeyDictionary()
         self.port = 0
+        self.addresses: tuple[str, ...] = ()  # where it listens, all on ``port``
 
     # -- what to serve ----------------------------------------------------------------------
 
@@ -132,10 +134,38 @@ class TlsEdge:
 
     # -- serving ----------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, also: Sequence[str] = ()) -> None:
+        """Listen on ``host`` and, on the same port, on each address in ``also``.
+
+        The sandbox's DNS points names at the network IP, so the edge listens there too and a
+        checker connects exactly as it would to Closte: to the address DNS gave. With port 0
+        the port is chosen on ``host``; when another address cannot take it, a new one is
+        tried.
+        """
+        extra = [address for address in dict.fromkeys(also) if address != host]
+        tries = _PORT_TRIES if port == 0 and extra else 1
+        for attempt in range(tries):
+            servers = [await self._listen(host, port)]
+            chosen = servers[0].sockets[0].getsockname()[1]
+            try:
+                for address in extra:
+                    servers.append(await self._listen(address, chosen))
+            except OSError:
+                for server in servers:
+                    server.close()
+                    await server.wait_closed()
+                if attempt + 1 == tries:
+                    raise
+                continue
+            self._servers = servers
+            self.port = chosen
+            self.addresses = (host, *extra)
+            return
+
+    async def _listen(self, host: str, port: int) -> asyncio.Server:
         context = self.ca.server_context(NO_SNI_NAME, CertKind.UNTRUSTED)
         context.sni_callback = self._on_sni
-        self._server = await asyncio.start_server(
+        return await asyncio.start_server(
             self._serve,
             host,
             port,
@@ -143,17 +173,18 @@ class TlsEdge:
             ssl_handshake_timeout=_REQUEST_TIMEOUT_S,
             limit=_MAX_REQUEST_BYTES,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._server is None:
+        if not self._servers:
             return
-        self._server.close()
+        for server in self._servers:
+            server.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
 
     def _on_sni(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext

@@ -72,10 +72,167 @@ _CATALOGUE: tuple[Hint, ...] = (
     Hint(
         id="dns-not-pointing",
         title="Check the domain's DNS",
-        meaning="The domain does not point at this network yet, so visitors cannot reach it.",
+        meaning=(
+            "The domain does not point at this network's Closte server yet, so visitors (and "
+            "Closte's certificate) cannot reach it."
+        ),
         action=(
-            "Create an A record for the network's IP address (or a CNAME to the network's main "
-            "domain) at the domain's DNS provider, then wait for the records to propagate."
+            "At the domain's DNS provider, create an A record for the Closte server's IP "
+            "address (or a CNAME to the network's main domain) and remove records pointing "
+            "elsewhere; the check names the address it found and the one expected. DNS changes "
+            "can take a while to propagate; closte-sync keeps checking."
+        ),
+    ),
+    Hint(
+        id="dns-nxdomain",
+        title="The domain does not exist in DNS",
+        meaning=(
+            "DNS answers that the name (or the target of its CNAME) does not exist (NXDOMAIN)."
+        ),
+        action=(
+            "Check the spelling of the mapping, that the domain is registered and its name "
+            "servers are set at the registrar, then create an A record for the Closte "
+            "server's IP (or a CNAME to the network's main domain). For a wildcard mapping "
+            "create a wildcard record (*.example.com)."
+        ),
+    ),
+    Hint(
+        id="dns-servfail",
+        title="The domain's DNS servers are failing",
+        meaning=(
+            "The resolver could not get an answer from the domain's DNS servers (SERVFAIL): "
+            "a broken delegation, unreachable name servers or DNSSEC errors."
+        ),
+        action=(
+            "Check the domain's name servers at the registrar and its DNSSEC settings (a DS "
+            "record left after moving DNS is a common cause); once DNS answers, it must point "
+            "at the Closte server."
+        ),
+    ),
+    Hint(
+        id="dns-refused",
+        title="A name server refused to answer",
+        meaning="The name server asked refused the question (REFUSED).",
+        action=(
+            "If [checks] nameservers is set, check that this server may use it; otherwise "
+            "check the domain's name servers at its registrar."
+        ),
+    ),
+    Hint(
+        id="dns-cname-loop",
+        title="The domain's CNAME records go round in a loop",
+        meaning="Following the CNAME records never reaches an address: they loop or run too long.",
+        action=(
+            "Fix the CNAME records the check lists: point the domain's CNAME at the network's "
+            "main domain, or replace it with an A record for the Closte server's IP."
+        ),
+    ),
+    Hint(
+        id="dns-no-address",
+        title="The domain has no address record",
+        meaning="The name exists in DNS but has no A or AAAA record.",
+        action=(
+            "Create an A record for the Closte server's IP address (or a CNAME to the "
+            "network's main domain) at the domain's DNS provider."
+        ),
+    ),
+    Hint(
+        id="dns-unreachable",
+        title="Could not ask DNS (no try counted)",
+        meaning=(
+            "No name server answered before the deadline, so the domain could not be checked; "
+            "the problem is on this server's side, not the domain's."
+        ),
+        action=(
+            "Check this server's network and /etc/resolv.conf, or [checks] nameservers if "
+            "set. The domain is checked again later; the failed check does not count as a try."
+        ),
+    ),
+    Hint(
+        id="dns-no-target",
+        title="The network's address is not known",
+        meaning=(
+            "closte-sync does not know which IP address or host name the domains should point "
+            "at, so it cannot judge DNS answers."
+        ),
+        action=(
+            "Set [checks] network_ips to the Closte server's IP address (Closte dashboard, "
+            "the site's info page) or [checks] network_hosts to the network's main domain, "
+            "and check DOMAIN_CURRENT_SITE in wp-config.php. `closte-sync doctor` shows it."
+        ),
+    ),
+    Hint(
+        id="tls-not-issued",
+        title="Closte has not issued the certificate yet",
+        meaning=(
+            "The domain answers with a placeholder certificate from an untrusted issuer: the "
+            "real certificate is not there yet."
+        ),
+        action=(
+            "Wait: Closte issues the certificate by itself after the domain is added, usually "
+            "within 5-10 minutes, once DNS points at the Closte server. closte-sync keeps "
+            "checking (20 tries on Closte). If it lasts, check DNS and contact Closte support."
+        ),
+    ),
+    Hint(
+        id="tls-expired",
+        title="The certificate has expired",
+        meaning="The domain's certificate is past its end date; browsers refuse it.",
+        action=(
+            "Closte renews certificates by itself; a renewal fails when the domain no longer "
+            "points at the Closte server or the alias was removed. Check both; if they are "
+            "right, contact Closte support."
+        ),
+    ),
+    Hint(
+        id="tls-expiring",
+        title="The certificate expires soon",
+        meaning="The domain's certificate is still valid but ends within the warning period.",
+        action=(
+            "Nothing yet: Closte renews certificates before they expire. If it is not renewed "
+            "within a few days, check that DNS still points at the Closte server and the alias "
+            "is on Closte."
+        ),
+    ),
+    Hint(
+        id="tls-not-yet-valid",
+        title="The certificate is not valid yet",
+        meaning="The certificate's start date is in the future: a clock is wrong somewhere.",
+        action="Check the time on this server (NTP); if it is right, contact Closte support.",
+    ),
+    Hint(
+        id="tls-mismatch",
+        title="The certificate is for another name",
+        meaning=(
+            "The server that answers for the domain shows a certificate for other names, so "
+            "it does not serve this domain (yet)."
+        ),
+        action=(
+            "If the alias was just added, wait: Closte usually issues the certificate within "
+            "5-10 minutes. Otherwise check that the domain points at this network's Closte "
+            "server (not an old host or a CDN) and that the alias is on Closte "
+            "(`closte-sync closte list`)."
+        ),
+    ),
+    Hint(
+        id="tls-unreachable",
+        title="Cannot connect to the domain on port 443",
+        meaning="The connection to the address DNS gave was refused or got no answer.",
+        action=(
+            "Check that the domain points at the Closte server (the DNS check) and that no "
+            "firewall blocks HTTPS (port 443) between this server and it."
+        ),
+    ),
+    Hint(
+        id="tls-handshake",
+        title="The TLS handshake failed",
+        meaning=(
+            "Something answers on the HTTPS port but does not complete TLS for this name "
+            "(no certificate for it, or not an HTTPS server)."
+        ),
+        action=(
+            "If the alias was just added, wait 5-10 minutes for Closte's certificate; "
+            "otherwise check that DNS points at the Closte server and not another host."
         ),
     ),
     Hint(

@@ -135,6 +135,23 @@ async def test_short_delay_still_answers_after_it(server: DnsServer) -> None:
     assert time.monotonic() - started >= 0.2
 
 
+async def test_dropped_udp_queries_are_lost_then_answered(server: DnsServer) -> None:
+    server.zones.apply({"name": "lossy.example.com", "a": ["127.0.0.2"], "drop": 1})
+    query = dns.message.make_query("lossy.example.com", "A")
+    with pytest.raises(dns.exception.Timeout):
+        await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=0.3)
+    reply = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=3)
+    assert [r.to_text() for r in reply.answer[0]] == ["127.0.0.2"]
+    entry = server.zones.get("lossy.example.com")
+    assert entry is not None and entry.drop == 0
+
+
+async def test_tcp_queries_are_never_dropped(server: DnsServer) -> None:
+    server.zones.set_a("lossy.example.com", ["127.0.0.2"])
+    server.zones.set_drop("lossy.example.com", 5)
+    assert await addresses(server, "lossy.example.com", tcp=True) == ["127.0.0.2"]
+
+
 async def test_large_answer_truncates_over_udp_and_comes_whole_over_tcp(
     server: DnsServer,
 ) -> None:
@@ -193,6 +210,8 @@ def test_control_spec_sets_and_deletes() -> None:
         ({"name": "a.com", "aaaa": ["127.0.0.1"]}, "is not an IPv6 address"),
         ({"name": "a.com", "rcode": "BADVERS"}, "rcode 'BADVERS' is not one of"),
         ({"name": "a.com", "delay_ms": "soon"}, "'delay_ms' must be a number"),
+        ({"name": "a.com", "drop": -1}, "'drop' must be a whole number >= 0"),
+        ({"name": "a.com", "drop": 1.5}, "'drop' must be a whole number >= 0"),
         ({"name": "a.com", "mx": "x"}, r"unknown field\(s\) \['mx'\]"),
         ({"name": "http://a.com"}, "looks like a URL"),
     ],

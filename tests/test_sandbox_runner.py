@@ -71,6 +71,26 @@ async def test_info_has_exactly_the_documented_shape(closte_sandbox: Sandbox) ->
     json.dumps(info)  # one JSON line must be possible
 
 
+async def test_tls_edge_answers_where_its_dns_points(closte_sandbox: Sandbox) -> None:
+    """The network IP (where the sandbox's DNS points names) serves the edge on the same port."""
+    info = closte_sandbox.info()
+    closte_sandbox.tls.set_mode("shop.example.com", "valid-now")
+    assert closte_sandbox.tls.addresses == ("127.0.0.1", info["network_ip"])
+    for address in closte_sandbox.tls.addresses:
+        context = ssl.create_default_context(cafile=info["ca_bundle"])
+        _, writer = await asyncio.open_connection(
+            address, info["tls_port"], ssl=context, server_hostname="shop.example.com"
+        )
+        assert writer.get_extra_info("peername")[0] == address
+        writer.close()
+
+
+async def test_network_ip_outside_loopback_is_not_bound() -> None:
+    async with Sandbox.running(network_ip="192.0.2.10") as sb:
+        assert sb.tls.addresses == ("127.0.0.1",)
+        assert sb.info()["network_ip"] == "192.0.2.10"
+
+
 async def test_network_host_resolves_to_the_network_ip(closte_sandbox: Sandbox) -> None:
     address = closte_sandbox.info()["dns"]
     assert await resolve_a(address, "network.sandbox.test") == [closte_sandbox.network_ip]
@@ -154,8 +174,9 @@ async def test_leaving_closes_the_ports_and_removes_the_ca_folder() -> None:
     async with Sandbox.running() as sb:
         info = sb.info()
     assert not await asyncio.to_thread(Path(info["ca_bundle"]).exists)
-    with pytest.raises(OSError):
-        await asyncio.open_connection("127.0.0.1", info["tls_port"])
+    for address in ("127.0.0.1", info["network_ip"]):
+        with pytest.raises(OSError):
+            await asyncio.open_connection(address, info["tls_port"])
 
 
 @pytest.mark.parametrize(
