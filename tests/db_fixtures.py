@@ -21,7 +21,7 @@ import aiomysql
 import pymysql
 import pytest
 
-from closte_sync.daemon.events import EventSink, MemorySink
+from closte_sync.daemon.events import EventSink, Level, MemorySink
 from closte_sync.daemon.settings import DatabaseConnection, DatabaseSettings, WordPressFacts
 from closte_sync.daemon.sources.base import SourceSnapshot
 from closte_sync.daemon.sources.database import DatabaseSource, TableNames
@@ -513,15 +513,38 @@ class SourceBehaviour:
         await add_site(db, "archived.network.test", archived=1)
         await add_site(db, "other-network.test", site_id=9)
         await add_site(db, MAIN_DOMAIN, path="/blog/")  # a subdirectory site: no own domain
-        await add_site(db, "mapped.network.test")
-        await add_mapping(db, "mapped.network.test", active=0)
-        # A duplicated site on the same domain as another: one record for the domain.
-        await add_site(db, "twin.example.net")
-        await add_site(db, "twin.example.net", path="/copy/")
+        mapped = await add_site(db, "mapped.network.test")
+        await add_mapping(db, "mapped.network.test", blog_id=mapped, active=0)
         snapshot = await open_source(db, create_site_records=False).read()
         sites = {n for n, d in snapshot.domains.items() if d.origin == "site"}
-        assert sites == {"live.network.test", "twin.example.net"}
+        assert sites == {"live.network.test"}
         assert snapshot.domains["mapped.network.test"].origin == "database"
+
+    async def test_a_site_needs_a_record_when_no_row_has_its_blog_id(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        # The plugin's test is the blog_id, not the name: a site whose blog already has a
+        # row (under any domain) gets nothing; a site whose name another blog maps gets its
+        # own record; so does each of two sites on one domain.
+        renamed = await add_site(db, "renamed.network.test")
+        await add_mapping(db, "custom.example.org", blog_id=renamed)
+        await add_mapping(db, "taken.network.test", blog_id=1)
+        taken = await add_site(db, "taken.network.test")
+        twin = await add_site(db, "twin.example.net")
+        copy = await add_site(db, "twin.example.net", path="/copy/")
+        snapshot = await open_source(db).read()
+        assert snapshot.healthy, snapshot.problems
+        rows = await db.query("SELECT blog_id, domain FROM {m} ORDER BY id")
+        assert [(int(b), str(d)) for b, d in rows] == [
+            (renamed, "custom.example.org"),
+            (1, "taken.network.test"),
+            (taken, "taken.network.test"),
+            (twin, "twin.example.net"),
+            (copy, "twin.example.net"),
+        ]
+        assert "renamed.network.test" not in snapshot.domains
+        # A name some row already maps stays that row's in the desired set.
+        assert snapshot.domains["taken.network.test"].blog_id == 1
 
     async def test_domain_current_site_is_not_a_new_site(
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
@@ -535,14 +558,20 @@ class SourceBehaviour:
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
     ) -> None:
         # The plugin makes records when a site is created, not for the sites already there.
-        await add_site(db, "old.network.test")
-        source = open_source(db, new_sites_after=None)
+        old = await add_site(db, "old.network.test")
+        source = open_source(db, new_sites_after=None, create_site_records=False)
+        assert source.sites_mark is None
         first = await source.read()
         assert "old.network.test" not in first.domains
-        await add_site(db, "fresh.network.test")
+        assert source.sites_mark == old
+        fresh = await add_site(db, "fresh.network.test")
         second = await source.read()
         assert second.domains["fresh.network.test"].origin == "site"
         assert "old.network.test" not in second.domains
+        assert source.sites_mark == old  # fresh still has no record: it holds the mark
+        await add_mapping(db, "fresh.network.test", blog_id=fresh)  # the plugin made it
+        await source.read()
+        assert source.sites_mark == fresh
 
     async def test_a_record_the_admin_deleted_is_not_made_again(
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
@@ -566,8 +595,10 @@ class SourceBehaviour:
         first, second = await asyncio.gather(one.read(), two.read())
         assert first.healthy and second.healthy, (first.problems, second.problems)
         assert wanted <= names(first) and wanted <= names(second)
-        rows = await db.query("SELECT domain, COUNT(*) FROM {m} GROUP BY domain")
-        assert {str(d): int(n) for d, n in rows} == dict.fromkeys(wanted, 1)
+        rows = await db.query("SELECT blog_id, domain, COUNT(*) FROM {m} GROUP BY blog_id, domain")
+        assert sorted(str(d) for _b, d, _n in rows) == sorted(wanted)
+        assert {int(n) for _b, _d, n in rows} == {1}
+        assert one.sites_mark == two.sites_mark == max(int(b) for b, _d, _n in rows)
 
     async def test_write_stage_changes_only_stage_secure_and_date_modified(
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
@@ -581,7 +612,7 @@ class SourceBehaviour:
         before = {t: await table_contents(db, t) for t in untouched}
         mappings_before = await table_contents(db, db.tables.mappings)
 
-        assert await source.write_stage("TARGET.example.com", "done", True) is True
+        assert await source.write_stage("TARGET.example.com", "done", True) == 1
 
         assert {t: await table_contents(db, t) for t in untouched} == before
         mappings_after = await table_contents(db, db.tables.mappings)
@@ -602,8 +633,10 @@ class SourceBehaviour:
         with pytest.raises(ValueError, match="not one of"):
             await open_source(db).write_stage("target.example.com", "live", True)
         off = open_source(db, write_back=False)
-        assert await off.write_stage("target.example.com", "done", True) is False
-        assert await open_source(db).write_stage("absent.example.com", "done", True) is False
+        assert await off.write_stage("target.example.com", "done", True) == 0
+        assert await open_source(db).write_stage("absent.example.com", "done", True) == 0
+        with pytest.raises(ValueError, match="mapping id"):
+            await open_source(db).write_stage("target.example.com", "done", True, mapping_ids=[0])
         assert await table_contents(db, db.tables.mappings) == before
 
     async def test_watch_shows_a_stage_written_back(
@@ -618,14 +651,108 @@ class SourceBehaviour:
             stream, lambda s: s.domains["target.example.com"].stage == "checking-ssl-cert"
         )
 
+    async def test_sites_created_while_no_source_ran_get_their_record_at_the_next_start(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        first_site = await add_site(db, "first.network.test")
+        a = open_source(db)
+        assert (await a.read()).domains["first.network.test"].mapping_id is not None
+        mark = a.sites_mark
+        assert mark == first_site
+        await a.aclose()
+
+        spam = await add_site(db, "spam.network.test", spam=1)
+        down = await add_site(db, "while-down.network.test")
+        b = open_source(db, new_sites_after=mark)
+        created = (await b.read()).domains["while-down.network.test"]
+        assert (created.origin, created.blog_id) == ("site", down)
+        assert created.mapping_id is not None
+        assert b.sites_mark == down > spam  # the spam site needs nothing: passed
+        await b.aclose()
+
+        # A record the admin then deletes is not made again by a later start.
+        await db.execute("DELETE FROM {m} WHERE blog_id = ?", down)
+        before = await table_contents(db, db.tables.mappings)
+        c = open_source(db, new_sites_after=b.sites_mark)
+        snapshot = await c.read()
+        assert "while-down.network.test" not in snapshot.domains
+        assert await table_contents(db, db.tables.mappings) == before
+        assert c.sites_mark == down
+
+    async def test_a_site_left_without_its_record_holds_the_mark(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        waiting = await add_site(db, "waiting.network.test")
+        await add_site(db, "later.network.test")
+        source = open_source(db, create_site_records=False)
+        await source.read()
+        assert source.sites_mark == waiting - 1
+        # The next start (here with records on) picks the waiting site up again.
+        again = open_source(db, new_sites_after=source.sites_mark)
+        snapshot = await again.read()
+        assert snapshot.domains["waiting.network.test"].mapping_id is not None
+        assert again.sites_mark == waiting + 1
+
+    async def test_write_stage_by_row_id_changes_only_those_rows_and_only_once(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        one = await add_mapping(db, "target.example.com", blog_id=3)
+        two = await add_mapping(db, "target.example.com", blog_id=4)
+        other = await add_mapping(db, "other.example.com", blog_id=5)
+        source = open_source(db)
+
+        assert await source.write_stage("target.example.com", "done", True, mapping_ids=[one]) == 1
+        stages = await db.query("SELECT id, stage, secure FROM {m} ORDER BY id")
+        assert stages == [(one, "done", 1), (two, "checking-dns", 0), (other, "checking-dns", 0)]
+
+        # Already there: nothing is written, date_modified included.
+        settled = await table_contents(db, db.tables.mappings)
+        assert await source.write_stage("target.example.com", "done", True, mapping_ids=[one]) == 0
+        assert await source.write_stage("target.example.com", "done", True, mapping_ids=[]) == 0
+        assert await table_contents(db, db.tables.mappings) == settled
+
+        # An id whose row now holds another domain (edited since it was read) is left alone.
+        assert (
+            await source.write_stage("target.example.com", "failed", False, mapping_ids=[other])
+            == 0
+        )
+        assert await table_contents(db, db.tables.mappings) == settled
+
+        # Without ids: every row of the domain that differs.
+        assert await source.write_stage("target.example.com", "done", True) == 1
+        assert await db.query("SELECT stage, secure FROM {m} WHERE id = ?", two) == [("done", 1)]
+
+    async def test_write_stage_finds_an_international_name_stored_as_typed(
+        self, db: TestDatabase, open_source: Callable[..., DatabaseSource]
+    ) -> None:
+        row = await add_mapping(db, "bücher.example")
+        source = open_source(db)
+        assert (await source.read()).domains["xn--bcher-kva.example"].mapping_id == row
+        assert await source.write_stage("xn--bcher-kva.example", "checking-ssl-cert", False) == 1
+        assert (
+            await source.write_stage("xn--bcher-kva.example", "done", True, mapping_ids=[row]) == 1
+        )
+        assert await db.query("SELECT domain, stage, secure FROM {m}") == [
+            ("bücher.example", "done", 1)
+        ]
+
     @pytest.mark.parametrize(
         ("serialized", "interval", "complaint"),
         [
             (SETTINGS_120, 120, None),
             ('a:1:{s:18:"dns_check_interval";s:2:"60";}', 60, None),
             ('a:1:{s:10:"other_knob";i:5;}', None, None),
-            ('a:1:{s:18:"dns_check_interval";i:5;}', None, "outside 10..300"),
-            ('a:1:{s:18:"dns_check_interval";i:900;}', None, "outside 10..300"),
+            (
+                'a:1:{s:18:"dns_check_interval";i:5;}',
+                10,
+                "dns_check_interval 5 is below 10 seconds; using 10 as the plugin does",
+            ),
+            (
+                'a:1:{s:18:"dns_check_interval";s:3:"900";}',
+                300,
+                "dns_check_interval 900 is above 300 seconds; using 300 as the plugin does",
+            ),
+            ('a:1:{s:18:"dns_check_interval";i:-30;}', 10, "-30 is below 10 seconds"),
             ('a:1:{s:18:"dns_check_interval";s:4:"soon";}', None, "not a whole number"),
             ('a:1:{s:18:"dns_check_interval";i:120;', None, "not a PHP-serialized"),
             ('O:8:"stdClass":1:{s:1:"a";i:1;}', None, "not a PHP-serialized"),
@@ -652,6 +779,8 @@ class SourceBehaviour:
             [problem] = snapshot.problems
             assert problem.place == f"{db.tables.sitemeta}:wp-ultimo_v2_settings"
             assert complaint in problem.message
+            # A clamped value is a warning (the fact is there); anything else an error.
+            assert problem.level is (Level.WARNING if interval is not None else Level.ERROR)
 
     async def test_no_network_settings_means_no_interval_and_no_problem(
         self, db: TestDatabase, open_source: Callable[..., DatabaseSource]

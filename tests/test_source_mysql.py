@@ -16,6 +16,7 @@ from db_fixtures import (
     SourceBehaviour,
     TcpRelay,
     add_mapping,
+    add_site,
     has,
     kill_source_connections,
     mysql_database,
@@ -261,5 +262,75 @@ async def test_write_access_is_checked_with_the_users_real_grants(db: MySQLDatab
             await full.aclose()
         # The probe changed nothing.
         assert await db.query("SELECT COUNT(*) FROM {m}") == [(0,)]
+    finally:
+        await db.execute(f"DROP USER '{user}'@'%%'")
+
+
+async def test_a_stage_write_by_row_id_uses_the_primary_key(db: MySQLDatabase) -> None:
+    # Enough rows that a full scan would show as one, and the domain index a real choice.
+    async with db.conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO {db.tables.mappings} (blog_id, domain) VALUES (%s, %s)",
+            [(i, f"site{i}.example.com") for i in range(2, 402)],
+        )
+        await cur.execute(f"ANALYZE TABLE {db.tables.mappings}")
+    settings = db.settings()
+    assert settings.connection is not None
+    backend = MySQLBackend(settings.connection, db.tables, 1)
+    spellings = ("site7.example.com",)
+
+    async def plan(ids: list[int] | None) -> dict[str, object]:
+        sql, args = backend.stage_update("done", True, spellings=spellings, ids=ids)
+        async with db.conn.cursor(aiomysql.DictCursor) as cur:
+            await cur.execute(f"EXPLAIN {sql}", args)
+            [row] = await cur.fetchall()
+        return dict(row)
+
+    for ids in ([6], [6, 7, 300]):
+        by_id = await plan(ids)
+        assert by_id["key"] == "PRIMARY" and by_id["type"] in ("const", "range"), by_id
+    by_name = await plan(None)
+    assert by_name["key"] == "domain" and by_name["type"] in ("ref", "range"), by_name
+
+
+async def test_a_site_record_refused_by_the_grants_is_made_at_a_later_start(
+    db: MySQLDatabase,
+) -> None:
+    user = f"cs_ni_{db.name[-8:]}"
+    password = "no-insert-pw-0123"
+    await db.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+    try:
+        await db.execute(f"GRANT SELECT, UPDATE ON `{db.name}`.* TO '{user}'@'%%'")
+        limited = replace(
+            db.settings(),
+            connection=DatabaseConnection(
+                kind="mysql",
+                name=db.name,
+                user=user,
+                password=Secret(password),
+                host=MYSQL_HOST,
+                port=MYSQL_PORT,
+            ),
+        )
+        blog = await add_site(db, "shop.network.test")
+        first = DatabaseSource(limited, new_sites_after=1)
+        try:
+            snapshot = await first.read()
+        finally:
+            await first.aclose()
+        assert snapshot.healthy
+        [problem] = snapshot.problems
+        assert "INSERT command denied" in problem.message
+        assert first.sites_mark == 1  # the site still waits for its record
+
+        await db.execute(f"GRANT INSERT ON `{db.name}`.* TO '{user}'@'%%'")
+        second = DatabaseSource(limited, new_sites_after=first.sites_mark)
+        try:
+            created = (await second.read()).domains["shop.network.test"]
+        finally:
+            await second.aclose()
+        assert created.mapping_id is not None and second.sites_mark == blog
+        rows = await db.query("SELECT id, blog_id, domain FROM {m}")
+        assert rows == [(created.mapping_id, blog, "shop.network.test")]
     finally:
         await db.execute(f"DROP USER '{user}'@'%%'")

@@ -25,6 +25,7 @@ from db_fixtures import (
 from closte_sync.daemon.settings import DatabaseConnection, DatabaseSettings
 from closte_sync.daemon.sources.base import Source
 from closte_sync.daemon.sources.database import DatabaseSource
+from closte_sync.daemon.sources.database.sqlite import SQLiteBackend
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def test_the_database_source_speaks_the_source_protocol(db: SQLiteDatabase
 
 
 async def test_a_read_only_source_never_writes(db: SQLiteDatabase) -> None:
-    await add_mapping(db, "kept.example.com")
+    await add_mapping(db, "kept.example.com", blog_id=1)
     await db.execute(
         "INSERT INTO {blogs} (site_id, domain, path) VALUES (1, 'new.network.test', '/')"
     )
@@ -132,7 +133,8 @@ async def test_a_read_only_source_never_writes(db: SQLiteDatabase) -> None:
     try:
         snapshot = await source.read()
         assert snapshot.domains["new.network.test"].origin == "site"
-        assert await source.write_stage("kept.example.com", "done", True) is False
+        assert await source.write_stage("kept.example.com", "done", True) == 0
+        assert await source.write_stage("kept.example.com", "done", True, mapping_ids=[1]) == 0
     finally:
         await source.aclose()
     assert await db.query("SELECT domain, stage FROM {m}") == [("kept.example.com", "checking-dns")]
@@ -176,3 +178,37 @@ async def test_a_refused_site_record_keeps_the_read_healthy(db: SQLiteDatabase) 
     (problem,) = snapshot.problems
     assert "could not create the record for new site" in problem.message
     assert "create_site_records" in problem.message
+
+
+async def test_a_refused_site_record_is_tried_again_at_the_next_start(db: SQLiteDatabase) -> None:
+    await db.execute(
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON {m}"
+        " BEGIN SELECT RAISE(ABORT, 'INSERT command denied'); END"
+    )
+    refused = await add_site(db, "shop.network.test")
+    await add_site(db, "gone.network.test", deleted=1)
+    first = DatabaseSource(db.settings(), new_sites_after=1)
+    try:
+        assert (await first.read()).problems
+        assert first.sites_mark == 1  # not passed: the site still has no record
+    finally:
+        await first.aclose()
+    await db.execute("DROP TRIGGER refuse_inserts")  # the admin fixed the grant
+    second = DatabaseSource(db.settings(), new_sites_after=first.sites_mark)
+    try:
+        snapshot = await second.read()
+        assert snapshot.problems == ()
+        assert snapshot.domains["shop.network.test"].mapping_id is not None
+        assert second.sites_mark == refused + 1
+    finally:
+        await second.aclose()
+    assert await db.query("SELECT blog_id, domain FROM {m}") == [(refused, "shop.network.test")]
+
+
+async def test_a_stage_write_by_row_id_is_one_primary_key_lookup(db: SQLiteDatabase) -> None:
+    backend = SQLiteBackend(db.path, db.tables, 1, writable=True)
+    for form, expected in (([3, 9], "USING INTEGER PRIMARY KEY"), (None, "USING INDEX")):
+        sql, args = backend.stage_update("done", True, spellings=("a.example.com",), ids=form)
+        plan = await db.query(f"EXPLAIN QUERY PLAN {sql}", *args)
+        details = " ".join(str(row[-1]) for row in plan)
+        assert details.startswith(f"SEARCH {db.tables.mappings} {expected}"), details

@@ -1,7 +1,7 @@
 """One interface over the two database engines WordPress runs on.
 
 The source does not know SQL dialects: it asks a backend for a cheap change fingerprint,
-a full read, an idempotent insert of a site's record and a stage update. Every backend
+a full read, an idempotent insert of a site's record and a one-statement stage update. Every backend
 error reaches the source as ``DatabaseUnavailable`` with a message that carries no secret.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
-from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead
+from closte_sync.daemon.sources.database.rows import NetworkRead
 
 
 class DatabaseUnavailable(Exception):
@@ -41,11 +41,8 @@ class Backend(Protocol):
         """Mappings, the sites newer than ``sites_after`` (None: none, only the highest
         blog_id), the network's domain and the plugin's settings, in one go."""
 
-    async def read_mappings(self) -> list[MappingRow]:
-        """Only the mapping rows (for write-back)."""
-
     async def insert_site_record(self, blog_id: int, domain: str) -> int | None:
-        """Insert the plugin's record for a new site unless a row for ``domain`` exists.
+        """Insert the plugin's record for a new site unless a row has its ``blog_id``.
 
         Returns the new row's id, or None when a row was already there. Safe against
         another writer doing the same at the same time.
@@ -55,8 +52,12 @@ class Backend(Protocol):
         """Raise DatabaseUnavailable when the writes asked for (inserting site records,
         updating stages) would be refused."""
 
-    async def update_stage(self, rows: Sequence[MappingRow], stage: str, secure: bool) -> int:
-        """Set stage, secure and date_modified on exactly these rows; returns rows changed."""
+    async def update_stage(
+        self, stage: str, secure: bool, *, spellings: Sequence[str], ids: Sequence[int] | None
+    ) -> int:
+        """One statement: set stage, secure and date_modified on the rows of one domain
+        (stored as one of ``spellings``; with ``ids``, only those rows, found by primary key)
+        whose stage or secure flag differ. Returns how many rows it changed."""
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when the data may have changed, or after ``timeout`` seconds."""

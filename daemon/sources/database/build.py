@@ -1,20 +1,22 @@
 """Turning the rows of one read into a snapshot: pure functions, no I/O.
 
-Which sites count as "new" (they need a mapping record like the one the plugin creates):
-a site of this network (``blogs.site_id`` = network id) created after the source began
-watching (a blog_id above its mark: the plugin makes records when a site is created, not
-for sites that were there before it), not deleted, spam or archived, whose domain is not
-the network's own domain (``site.domain`` or DOMAIN_CURRENT_SITE) and has no row in the
-mappings table, active or not, and that was not handled before (a site whose record an
-admin deleted is not given a new one). On a subdomain install that is every new site; on a
-subdirectory install it is only a site with its own domain. Leaving out deleted, spam and
-archived sites is our choice: such a site is not served, so asking Closte for its domain
-and certificate would only spend the rate budget.
+Which sites need a mapping record like the one the plugin creates (its
+``handle_site_created``): a site of this network (``blogs.site_id`` = network id) above the
+source's mark (the plugin makes records when a site is created, not for sites that were
+there before it), not deleted, spam or archived, whose domain is not the network's own
+domain (``site.domain`` or DOMAIN_CURRENT_SITE), whose ``blog_id`` has no row in the
+mappings table (active or not, whatever its domain: the plugin's own test), and that was
+not handled before (a site whose record an admin deleted is not given a new one). On a
+subdomain install that is every new site; on a subdirectory install it is only a site with
+its own domain. Leaving out deleted, spam and archived sites is our choice: such a site is
+not served, so asking Closte for its domain and certificate would only spend the rate
+budget.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,6 +35,7 @@ from closte_sync.shared.domains import DomainError
 from closte_sync.shared.domains import normalize_domain as _normalize_uncached
 
 INTERVAL_KEY = "dns_check_interval"
+_SIGNED_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 # Every read sees the same names again; remembering them keeps a re-read of 10,000 rows
@@ -58,7 +61,8 @@ class Built:
     problems: list[SourceProblem] = field(default_factory=list)
     facts: dict[str, object] = field(default_factory=dict)
     missing_records: list[DesiredDomain] = field(default_factory=list)  # origin "site"
-    handled_sites: set[int] = field(default_factory=set)  # new sites that have a record
+    # New sites that need nothing more: their record exists, or they are not eligible.
+    handled_sites: set[int] = field(default_factory=set)
 
 
 def build(
@@ -73,21 +77,18 @@ def build(
     built = Built()
     for place, why in read.unreadable:
         built.problems.append(SourceProblem(place, why))
-    mapped = _add_mappings(built, read.mappings, tables.mappings, active_only)
+    _add_mappings(built, read.mappings, tables.mappings, active_only)
+    mapped_blogs = {row.blog_id for row in read.mappings}
     main_domains = _main_domains(built, read.network_domain, domain_current_site, tables.site)
     sites = [s for s in read.sites if s.blog_id not in handled_sites]
-    for desired in _new_sites(built, sites, tables.blogs, network_id, mapped, main_domains):
+    for desired in _new_sites(built, sites, tables.blogs, network_id, mapped_blogs, main_domains):
         built.missing_records.append(desired)
         built.domains.setdefault(desired.name, desired)
     _read_interval(built, read.settings_value, tables.sitemeta)
     return built
 
 
-def _add_mappings(
-    built: Built, rows: Iterable[MappingRow], table: str, active_only: bool
-) -> set[str]:
-    """Adds the desired mappings; returns every mapped name (active or not)."""
-    mapped: set[str] = set()
+def _add_mappings(built: Built, rows: Iterable[MappingRow], table: str, active_only: bool) -> None:
     for row in rows:
         place = f"{table}#{row.id}"
         try:
@@ -95,7 +96,6 @@ def _add_mappings(
         except DomainError as exc:
             built.problems.append(SourceProblem(place, f"domain {row.domain!r}: {exc.reason}"))
             continue
-        mapped.add(name)
         if row.stage is not None and row.stage not in STAGES:
             built.problems.append(
                 SourceProblem(place, f"{name}: unknown stage {row.stage!r}", Level.WARNING)
@@ -121,7 +121,6 @@ def _add_mappings(
             if earlier.active or not desired.active:
                 continue
         built.domains[name] = desired
-    return mapped
 
 
 def _main_domains(
@@ -145,25 +144,27 @@ def _new_sites(
     sites: Iterable[SiteRow],
     table: str,
     network_id: int,
-    mapped: set[str],
+    mapped_blogs: set[int],
     main_domains: set[str],
 ) -> Iterable[DesiredDomain]:
-    seen: set[str] = set()
     for site in sites:
         if site.site_id != network_id or site.deleted or site.spam or site.archived:
+            built.handled_sites.add(site.blog_id)  # not eligible
+            continue
+        if site.blog_id in mapped_blogs:
+            built.handled_sites.add(site.blog_id)  # the plugin (or we) made its record
             continue
         place = f"{table}#{site.blog_id}"
         try:
             name = normalize_domain(site.domain)
         except DomainError as exc:
+            # Not eligible: no record can carry this name. Reported once, then passed.
             built.problems.append(SourceProblem(place, f"domain {site.domain!r}: {exc.reason}"))
-            continue
-        if name in mapped:
             built.handled_sites.add(site.blog_id)
             continue
-        if name in main_domains or name in seen:
+        if name in main_domains:
+            built.handled_sites.add(site.blog_id)  # a site on the network's own domain
             continue
-        seen.add(name)
         # The record the plugin itself creates for a new site: active, primary, checking DNS.
         yield DesiredDomain(
             name=name,
@@ -198,15 +199,20 @@ def _read_interval(built: Built, raw: str | None, sitemeta_table: str) -> None:
         built.problems.append(
             SourceProblem(place, f"{INTERVAL_KEY} {value!r} is not a whole number of seconds")
         )
-    elif not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
+        return
+    # The plugin clamps an out-of-range value rather than refusing it: do the same, and say so.
+    clamped = min(max(interval, MIN_INTERVAL_S), MAX_INTERVAL_S)
+    if clamped != interval:
+        side = "below" if interval < MIN_INTERVAL_S else "above"
         built.problems.append(
             SourceProblem(
                 place,
-                f"{INTERVAL_KEY} {interval} is outside {MIN_INTERVAL_S}..{MAX_INTERVAL_S} seconds",
+                f"{INTERVAL_KEY} {interval} is {side} {clamped} seconds;"
+                f" using {clamped} as the plugin does",
+                Level.WARNING,
             )
         )
-    else:
-        built.facts[INTERVAL_KEY] = interval
+    built.facts[INTERVAL_KEY] = clamped
 
 
 def _whole_number(value: object) -> int | None:
@@ -217,6 +223,6 @@ def _whole_number(value: object) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _SIGNED_WHOLE.fullmatch(value.strip()):
         return int(value.strip())
     return None

@@ -30,14 +30,14 @@ import pymysql
 
 from closte_sync.daemon.settings import DatabaseConnection
 from closte_sync.daemon.sources.database.backend import DatabaseUnavailable
-from closte_sync.daemon.sources.database.reads import (
-    MYSQL,
-    ReadQueries,
-    read_mappings,
-    read_network,
+from closte_sync.daemon.sources.database.reads import MYSQL, ReadQueries, read_network
+from closte_sync.daemon.sources.database.rows import NetworkRead
+from closte_sync.daemon.sources.database.tables import SETTINGS_KEY, TableNames
+from closte_sync.daemon.sources.database.writes import (
+    Statement,
+    site_record_insert,
+    stage_update,
 )
-from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead
-from closte_sync.daemon.sources.database.tables import DEFAULT_STAGE, SETTINGS_KEY, TableNames
 from closte_sync.shared.secret import scrub
 
 T = TypeVar("T")
@@ -168,23 +168,16 @@ class MySQLBackend:
     async def read_all(self, sites_after: int | None) -> NetworkRead:
         return await read_network(self._query, self._queries, self._network_id, sites_after)
 
-    async def read_mappings(self) -> list[MappingRow]:
-        return await read_mappings(self._query, self._queries)
-
     async def insert_site_record(self, blog_id: int, domain: str) -> int | None:
-        table = self._tables.mappings
-        # One statement: InnoDB takes shared next-key locks on the rows the NOT EXISTS scans,
-        # so two writers racing for the same domain deadlock instead of both inserting; the
-        # loser retries and then finds the row.
-        sql = (
-            f"INSERT INTO `{table}` (blog_id, domain, active, primary_domain, secure, stage,"
-            " date_created, date_modified)"
-            " SELECT %s, %s, 1, 1, 0, %s, UTC_TIMESTAMP(), UTC_TIMESTAMP() FROM DUAL"
-            f" WHERE NOT EXISTS (SELECT 1 FROM `{table}` WHERE domain = %s)"
-        )
+        sql, args = site_record_insert(self._tables, MYSQL, blog_id, domain)
 
         async def insert(cur: Any) -> int | None:
-            await cur.execute(sql, (blog_id, domain, DEFAULT_STAGE, domain))
+            # Under REPEATABLE READ (whatever the server's default) InnoDB takes shared
+            # next-key locks on the blog_id index range the NOT EXISTS looks at, so two
+            # writers racing for the same site deadlock instead of both inserting; the loser
+            # retries and then finds the row. The setting covers only the next statement.
+            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await cur.execute(sql, args)
             return int(cur.lastrowid) if cur.rowcount == 1 else None
 
         return await self._write(insert)
@@ -207,18 +200,20 @@ class MySQLBackend:
 
         await self._write(probe)
 
-    async def update_stage(self, rows: Sequence[MappingRow], stage: str, secure: bool) -> int:
-        sql = (
-            f"UPDATE `{self._tables.mappings}` SET stage = %s, secure = %s,"
-            " date_modified = UTC_TIMESTAMP() WHERE id = %s AND domain = %s"
-        )
+    def stage_update(
+        self, stage: str, secure: bool, *, spellings: Sequence[str], ids: Sequence[int] | None
+    ) -> Statement:
+        """The statement update_stage runs (public so a test can EXPLAIN it)."""
+        return stage_update(self._tables, MYSQL, stage, secure, spellings=spellings, ids=ids)
+
+    async def update_stage(
+        self, stage: str, secure: bool, *, spellings: Sequence[str], ids: Sequence[int] | None
+    ) -> int:
+        sql, args = self.stage_update(stage, secure, spellings=spellings, ids=ids)
 
         async def update(cur: Any) -> int:
-            changed = 0
-            for row in rows:
-                await cur.execute(sql, (stage, int(secure), row.id, row.domain))
-                changed += int(cur.rowcount)
-            return changed
+            await cur.execute(sql, args)
+            return int(cur.rowcount)
 
         return await self._write(update)
 

@@ -20,10 +20,25 @@ Query = Callable[[str, tuple[Any, ...]], Awaitable[list[tuple[Any, ...]]]]
 class Dialect:
     quote: str  # around a table name: ` for MySQL, " for SQLite
     param: str  # a bound parameter: %s for aiomysql, ? for sqlite3
+    utc_now: str  # the current UTC time, in the form WordPress stores datetimes
+    # Makes a text comparison ignore case: MySQL's tables already compare that way (their
+    # _ci collation); SQLite compares bytes unless told.
+    nocase: str
+
+    def table(self, name: str) -> str:
+        return f"{self.quote}{name}{self.quote}"
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.param] * count)
 
 
-MYSQL = Dialect(quote="`", param="%s")
-SQLITE = Dialect(quote='"', param="?")
+MYSQL = Dialect(quote="`", param="%s", utc_now="UTC_TIMESTAMP()", nocase="")
+SQLITE = Dialect(
+    quote='"',
+    param="?",
+    utc_now="strftime('%Y-%m-%d %H:%M:%S', 'now')",
+    nocase=" COLLATE NOCASE",
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +53,7 @@ class ReadQueries:
 
     @classmethod
     def build(cls, tables: TableNames, dialect: Dialect) -> ReadQueries:
-        def table(name: str) -> str:
-            return f"{dialect.quote}{name}{dialect.quote}"
-
+        table = dialect.table
         p = dialect.param
         return cls(
             mappings="SELECT id, blog_id, domain, active, primary_domain, secure, stage"

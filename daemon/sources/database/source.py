@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import DatabaseSettings, WordPressFacts
@@ -21,7 +21,7 @@ from closte_sync.daemon.sources.database.build import Built, build
 from closte_sync.daemon.sources.database.mysql import MySQLBackend
 from closte_sync.daemon.sources.database.sqlite import SQLiteBackend
 from closte_sync.daemon.sources.database.tables import STAGES, DatabaseConfigError, TableNames
-from closte_sync.shared.domains import normalize_domain
+from closte_sync.shared.domains import normalize_domain, to_unicode
 
 EVENT_KIND = "database"
 
@@ -42,9 +42,10 @@ class DatabaseSource:
     ) -> None:
         """``new_sites_after``: sites with a higher blog_id count as new (they get the
         plugin's record). None: the highest blog_id at the first read, so only sites made
-        while the source watches count. The mark and the sites already handled live in
-        memory here; a caller that must bridge restarts (the daemon's loop) keeps the mark
-        in its store and passes it in."""
+        while the source watches count. The source moves the mark on as it handles new
+        sites (``sites_mark``); a caller that must bridge restarts (the daemon's loop)
+        keeps ``sites_mark`` in its store after each snapshot and passes it back here, so
+        sites created while nothing ran get their record at the next start."""
         if settings.connection is None:
             raise DatabaseConfigError("database: no connection configured (database.url)")
         if settings.poll_s <= 0:
@@ -64,7 +65,9 @@ class DatabaseSource:
         self._closed = False
         self._last_good: SourceSnapshot | None = None
         self._reported: frozenset[SourceProblem] = frozenset()
-        self._sites_after = new_sites_after
+        self._mark = new_sites_after
+        # New sites above the mark already handled in this run (the mark waits for a lower
+        # site): a record an admin deletes is not made again.
         self._handled_sites: set[int] = set()
 
     def _make_backend(self) -> Backend:
@@ -85,6 +88,15 @@ class DatabaseSource:
     @property
     def last_good(self) -> SourceSnapshot | None:
         return self._last_good
+
+    @property
+    def sites_mark(self) -> int | None:
+        """The highest blog_id up to which every new site has been handled: its record
+        exists or was made, or it needs none (not live, another network's, the network's
+        own domain). A site still without its record (the insert was refused, or
+        create_site_records is off) holds the mark below it, so a later start looks at it
+        again. None until the first read when the source was started without a mark."""
+        return self._mark
 
     # -- Source protocol ------------------------------------------------------------------
 
@@ -161,36 +173,45 @@ class DatabaseSource:
             return exc.reason
         return None
 
-    async def write_stage(self, domain: str, stage: str, secure: bool) -> bool:
+    async def write_stage(
+        self,
+        domain: str,
+        stage: str,
+        secure: bool,
+        *,
+        mapping_ids: Sequence[int] | None = None,
+    ) -> int:
         """Record a domain's stage (and secure flag) in its mapping rows, as the plugin would.
 
-        Changes only ``stage``, ``secure`` and ``date_modified``, only on rows whose domain is
-        ``domain``, and only rows that differ. Returns True when the domain has rows (now at
-        this stage), False when write-back is off or no row maps the domain. Raises
-        ValueError for a stage the plugin does not know, DatabaseUnavailable when the
-        database cannot be written.
+        One UPDATE: by primary key when ``mapping_ids`` is given (DesiredDomain.mapping_id;
+        a row whose domain was edited since is left alone), otherwise by the indexed domain
+        column, on the ASCII spelling and, for an IDN, the Unicode one (the plugin stores the
+        name as typed). Changes only ``stage``, ``secure`` and ``date_modified``, and only on
+        rows that differ. Returns how many rows this call changed: 0 when they already
+        carried this stage, when no row maps the domain, or when write-back is off. Raises
+        ValueError for a stage the plugin does not know or a bad row id,
+        DatabaseUnavailable when the database cannot be written.
         """
         if stage not in STAGES:
             raise ValueError(f"stage {stage!r}: not one of {', '.join(STAGES)}")
         name = normalize_domain(domain)
-        if not self.settings.write_back:
-            return False
+        ids = _row_ids(mapping_ids)
+        if not self.settings.write_back or ids == ():
+            return 0
+        spellings = tuple(dict.fromkeys((name, to_unicode(name))))
         async with self._lock:
-            rows = [r for r in await self._backend.read_mappings() if _matches(r.domain, name)]
-            stale = [r for r in rows if r.stage != stage or r.secure != secure]
-            if stale:
-                await self._backend.update_stage(stale, stage, secure)
-                self._poked.set()
-        if stale:
+            changed = await self._backend.update_stage(stage, secure, spellings=spellings, ids=ids)
+            if changed:
+                self._poked.set()  # our own write is not seen by SQLite's data_version
+        if changed:
             self._emit(Level.INFO, f"stage of {name} set to {stage}", domain=name, stage=stage)
-        return bool(rows)
+        return changed
 
     # -- internals ------------------------------------------------------------------------
 
     async def _read_locked(self) -> SourceSnapshot:
-        read = await self._backend.read_all(self._sites_after)
-        if self._sites_after is None:
-            self._sites_after = read.max_blog_id
+        read = await self._backend.read_all(self._mark)
+        mark = read.max_blog_id if self._mark is None else self._mark
         built = build(
             read,
             self.tables,
@@ -202,6 +223,8 @@ class DatabaseSource:
         self._handled_sites |= built.handled_sites
         if self.settings.create_site_records and built.missing_records:
             await self._create_site_records(built)
+        waiting = [d.blog_id for d in built.missing_records if d.blog_id not in self._handled_sites]
+        self._advance_mark(mark, read.max_blog_id, waiting)
         snapshot = SourceSnapshot(
             source=self.name,
             domains=built.domains,
@@ -212,6 +235,16 @@ class DatabaseSource:
         self._report_problems(snapshot.problems)
         self._last_good = snapshot
         return snapshot
+
+    def _advance_mark(self, mark: int, max_blog_id: int, waiting: list[int | None]) -> None:
+        # Every site between the mark and the highest blog_id of this read was handled,
+        # except the ones still waiting for their record: the mark stops just below the
+        # lowest of those. Sites that appeared after the highest blog_id was read are
+        # looked at again next time. It never moves back.
+        lowest_waiting = min((b for b in waiting if b is not None), default=None)
+        top = max_blog_id if lowest_waiting is None else min(max_blog_id, lowest_waiting - 1)
+        self._mark = max(mark, top)
+        self._handled_sites = {b for b in self._handled_sites if b > self._mark}
 
     async def _create_site_records(self, built: Built) -> None:
         created = False
@@ -235,7 +268,10 @@ class DatabaseSource:
             if new_id is None:
                 continue  # someone else (the plugin, another daemon) got there first
             created = True
-            built.domains[desired.name] = _with_mapping_id(desired, new_id, self.tables.mappings)
+            if built.domains[desired.name].origin == "site":  # a mapping row says more
+                built.domains[desired.name] = _with_mapping_id(
+                    desired, new_id, self.tables.mappings
+                )
             self._emit(
                 Level.INFO,
                 f"created the domain record for new site {desired.place}: {desired.name}",
@@ -289,11 +325,14 @@ class DatabaseSource:
         self._sink.emit(make_event(level, EVENT_KIND, message, domain=domain, **details))
 
 
-def _matches(raw: str, name: str) -> bool:
-    try:
-        return normalize_domain(raw) == name
-    except ValueError:
-        return False
+def _row_ids(ids: Sequence[int] | None) -> tuple[int, ...] | None:
+    if ids is None:
+        return None
+    checked = tuple(ids)
+    for row_id in checked:
+        if isinstance(row_id, bool) or not isinstance(row_id, int) or row_id < 1:
+            raise ValueError(f"mapping id {row_id!r}: not a row id (a whole number from 1)")
+    return checked
 
 
 def _with_mapping_id(desired: DesiredDomain, mapping_id: int, table: str) -> DesiredDomain:

@@ -23,20 +23,19 @@ import aiosqlite
 import watchfiles
 
 from closte_sync.daemon.sources.database.backend import DatabaseUnavailable
-from closte_sync.daemon.sources.database.reads import (
-    SQLITE,
-    ReadQueries,
-    read_mappings,
-    read_network,
+from closte_sync.daemon.sources.database.reads import SQLITE, ReadQueries, read_network
+from closte_sync.daemon.sources.database.rows import NetworkRead
+from closte_sync.daemon.sources.database.tables import TableNames
+from closte_sync.daemon.sources.database.writes import (
+    Statement,
+    site_record_insert,
+    stage_update,
 )
-from closte_sync.daemon.sources.database.rows import MappingRow, NetworkRead
-from closte_sync.daemon.sources.database.tables import DEFAULT_STAGE, TableNames
 
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
 QUERY_TIMEOUT_S = 10.0
-_NOW = "strftime('%Y-%m-%d %H:%M:%S', 'now')"  # UTC, the form WordPress stores
 
 
 class SQLiteBackend:
@@ -112,19 +111,11 @@ class SQLiteBackend:
     async def read_all(self, sites_after: int | None) -> NetworkRead:
         return await read_network(self._query, self._queries, self._network_id, sites_after)
 
-    async def read_mappings(self) -> list[MappingRow]:
-        return await read_mappings(self._query, self._queries)
-
     async def insert_site_record(self, blog_id: int, domain: str) -> int | None:
-        table = self._tables.mappings
-        sql = (
-            f'INSERT INTO "{table}" (blog_id, domain, active, primary_domain, secure, stage,'
-            f" date_created, date_modified) SELECT ?, ?, 1, 1, 0, ?, {_NOW}, {_NOW}"
-            f' WHERE NOT EXISTS (SELECT 1 FROM "{table}" WHERE domain = ?)'
-        )
+        sql, args = site_record_insert(self._tables, SQLITE, blog_id, domain)
 
         async def insert(conn: aiosqlite.Connection) -> int | None:
-            cursor = await conn.execute(sql, (blog_id, domain, DEFAULT_STAGE, domain))
+            cursor = await conn.execute(sql, args)
             return cursor.lastrowid if cursor.rowcount == 1 else None
 
         return await self._transaction(insert)
@@ -135,18 +126,20 @@ class SQLiteBackend:
             if not await asyncio.to_thread(os.access, needed, os.W_OK):
                 raise DatabaseUnavailable(self.description, f"{needed} is not writable")
 
-    async def update_stage(self, rows: Sequence[MappingRow], stage: str, secure: bool) -> int:
-        sql = (
-            f'UPDATE "{self._tables.mappings}" SET stage = ?, secure = ?,'
-            f" date_modified = {_NOW} WHERE id = ? AND domain = ?"
-        )
+    def stage_update(
+        self, stage: str, secure: bool, *, spellings: Sequence[str], ids: Sequence[int] | None
+    ) -> Statement:
+        """The statement update_stage runs (public so a test can look at its query plan)."""
+        return stage_update(self._tables, SQLITE, stage, secure, spellings=spellings, ids=ids)
+
+    async def update_stage(
+        self, stage: str, secure: bool, *, spellings: Sequence[str], ids: Sequence[int] | None
+    ) -> int:
+        sql, args = self.stage_update(stage, secure, spellings=spellings, ids=ids)
 
         async def update(conn: aiosqlite.Connection) -> int:
-            changed = 0
-            for row in rows:
-                cursor = await conn.execute(sql, (stage, int(secure), row.id, row.domain))
-                changed += cursor.rowcount
-            return changed
+            cursor = await conn.execute(sql, args)
+            return cursor.rowcount
 
         return await self._transaction(update)
 
