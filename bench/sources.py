@@ -12,6 +12,10 @@ Figures:
     a few seconds after a change).
   - The source's CPU while nothing changes, 10,000 mappings, default 1 s poll, measured with
     time.process_time in a process that runs only the source (goal <= 1 % of a core).
+  - Writing one domain's stage back with 10,000 mappings: ``write_stage`` by row id and by
+    name (median, each call really changing the row), beside the baseline measured in the
+    same run: reading every mapping row, which is what finding the domain's rows cost
+    before the write became one indexed UPDATE (goal: by id at most a tenth of that).
 
 Needs the MariaDB/MySQL server on 127.0.0.1:3306 (root, empty password); everything stays on
 loopback and the throwaway databases are dropped at the end.
@@ -46,11 +50,13 @@ HOST, PORT = "127.0.0.1", 3306
 LATENCY_ROWS = 1_000
 BIG_ROWS = 10_000
 FINGERPRINT_POLLS = 300
+STAGE_WRITES = 200
 GOALS = {
     "db_change_p99": 1.0,
     "file_edit_p99": 0.3,
     "fingerprint_ms": 5.0,
     "idle_cpu_percent": 1.0,
+    "stage_write_share": 0.1,
 }
 
 
@@ -150,6 +156,47 @@ async def fingerprint_cost(root: Any, name: str) -> dict[str, float]:
     finally:
         await quiet_backend.close()
         await busy_backend.close()
+    return result
+
+
+async def stage_write_cost(root: Any, name: str) -> dict[str, float]:
+    """Median cost of one write_stage, by row id and by name, and of a read of every
+    mapping row (the old way of finding a domain's rows), on the same database."""
+    tables = TableNames.build("wp_")
+    target = "site5000.network.test"
+    async with root.cursor() as cur:
+        await cur.execute(f"SELECT id FROM `{name}`.{tables.mappings} WHERE domain = %s", target)
+        (row_id,) = await cur.fetchone()
+    source = DatabaseSource(settings_for(name))
+    result: dict[str, float] = {}
+    try:
+        for label, ids in (("by_id", [row_id]), ("by_name", None)):
+            took = []
+            for i in range(STAGE_WRITES):
+                # Alternate stages so that every call really writes the row.
+                stage = "checking-ssl-cert" if i % 2 == 0 else "done"
+                started = time.perf_counter()
+                changed = await source.write_stage(target, stage, i % 2 == 1, mapping_ids=ids)
+                took.append(time.perf_counter() - started)
+                assert changed == 1, f"write_stage changed {changed} rows"
+            result[f"{label}_ms"] = statistics.median(took) * 1000
+    finally:
+        await source.aclose()
+    conn = await aiomysql.connect(host=HOST, port=PORT, user="root", db=name, autocommit=True)
+    try:
+        took = []
+        for _ in range(STAGE_WRITES // 4):
+            started = time.perf_counter()
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT id, blog_id, domain, active, primary_domain, secure, stage"
+                    f" FROM {tables.mappings} ORDER BY id"
+                )
+                await cur.fetchall()
+            took.append(time.perf_counter() - started)
+        result["full_read_ms"] = statistics.median(took) * 1000
+    finally:
+        conn.close()
     return result
 
 
@@ -318,6 +365,8 @@ async def main(changes: int, idle_s: float) -> int:
             db_change_latency(root, small, changes),
             file_edit_latency(changes),
         )
+        # After the idle figure: these writes would wake the idle source.
+        writes = await stage_write_cost(root, big)
     finally:
         async with root.cursor() as cur:
             for name in created:
@@ -345,6 +394,15 @@ async def main(changes: int, idle_s: float) -> int:
         figure("db_fingerprint_poll_10k_mean", cost["poll_mean_ms"], "ms", None),
         figure("db_checksum_10k", cost["checksum_median_ms"], "ms", None),
         figure("db_source_idle_cpu_10k", idle, "%", GOALS["idle_cpu_percent"]),
+        figure("db_write_stage_by_id_10k", writes["by_id_ms"], "ms", None),
+        figure("db_write_stage_by_name_10k", writes["by_name_ms"], "ms", None),
+        figure("db_read_all_mappings_10k", writes["full_read_ms"], "ms", None),
+        figure(
+            "db_write_stage_by_id_share",
+            writes["by_id_ms"] / writes["full_read_ms"],
+            "ratio",
+            GOALS["stage_write_share"],
+        ),
     ]
 
     print()

@@ -119,6 +119,18 @@ class SampleNetwork:
                 (blog_id, domain, int(active)),
             )
 
+    def add_site_record(self, blog_id: int, domain: str) -> None:
+        """The record Ultimate Multisite makes when a site is created (handle_site_created):
+        active, primary, not secure, checking DNS."""
+        with self.connect() as db:
+            db.execute(
+                f"INSERT INTO {self.prefix}wu_domain_mappings"
+                " (blog_id, domain, active, primary_domain, secure, stage,"
+                "  date_created, date_modified)"
+                " VALUES (?, ?, 1, 1, 0, 'checking-dns', datetime('now'), datetime('now'))",
+                (blog_id, domain),
+            )
+
     def add_site(self, domain: str, path: str = "/") -> int:
         with self.connect() as db:
             cursor = db.execute(
@@ -138,8 +150,14 @@ def build_network(
     subdomain_install: bool = True,
     sites: Iterable[str] = (),
     mappings: Iterable[tuple[str, int]] = (),
+    site_records: bool = True,
 ) -> SampleNetwork:
-    """Write a network under ``root``: the main site, ``sites`` and domain ``mappings``."""
+    """Write a network under ``root``: the main site, ``sites`` and domain ``mappings``.
+
+    ``site_records``: each site on a domain of its own gets the record the plugin makes
+    when a site is created, as on a live network; False lays the sites out bare (made
+    while the plugin was inactive), so closte-sync makes the records for the sites that
+    have no mapping row."""
     content = root / "wp-content"
     (content / "database").mkdir(parents=True, exist_ok=True)
     wp_config = root / "wp-config.php"
@@ -164,7 +182,9 @@ def build_network(
         )
     network.add_site(main_domain)
     for site in sites:
-        network.add_site(site)
+        blog_id = network.add_site(site)
+        if site_records and site != main_domain:
+            network.add_site_record(blog_id, site)
     for domain, blog_id in mappings:
         network.add_mapping(domain, blog_id)
     return network
