@@ -159,7 +159,8 @@ class TlsChecker:
                     self.port,
                     ssl=context,
                     server_hostname=server_name,
-                    ssl_handshake_timeout=self.timeout_s,
+                    # Past the overall timeout, so that one always speaks first.
+                    ssl_handshake_timeout=self.timeout_s + 1.0,
                 )
             ssl_object = writer.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
