@@ -32,6 +32,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "closte_sync.sandbox.command",
         "run the built-in Closte sandbox (API, TLS edge, DNS) on loopback",
     ),
+    "daemon": (
+        "closte_sync.daemon.commands.daemon",
+        "run the daemon in the foreground until stopped (systemd Type=notify)",
+    ),
+    "once": (
+        "closte_sync.daemon.commands.once",
+        "one pass and one round of due checks; exit 0 only when all is in sync",
+    ),
     "demo": (
         "closte_sync.daemon.commands.demo",
         "read the sources and sync them to the built-in sandbox, start to finish",

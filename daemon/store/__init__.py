@@ -28,6 +28,7 @@ from closte_sync.daemon.store.settings_table import SettingsTable, SettingValue
 from closte_sync.daemon.store.stages import (
     CheckKind,
     CheckRecord,
+    CheckWrite,
     Stage,
     StageEntry,
     Stages,
@@ -39,6 +40,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CheckKind",
     "CheckRecord",
+    "CheckWrite",
     "DomainOrigin",
     "DomainState",
     "EventFilter",

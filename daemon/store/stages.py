@@ -72,6 +72,18 @@ class CheckRecord:
     details: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class CheckWrite:
+    """One check's result to record, with the stage it moves the domain to (if any)."""
+
+    domain: str
+    kind: CheckKind | str
+    ok: bool
+    summary: str
+    details: Mapping[str, Any]
+    update: StageUpdate | None = None
+
+
 def _stage_entry(row: aiosqlite.Row) -> StageEntry:
     return StageEntry(
         domain=row["domain"],
@@ -189,6 +201,89 @@ class Stages:
             (name, max(1, limit)),
         )
         return [_check_record(row) for row in rows]
+
+    async def record_many(self, writes: list[CheckWrite], *, now: float | None = None) -> None:
+        """Record many checks (and their stage moves) in one transaction."""
+        if not writes:
+            return
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"recording {len(writes)} checks") as conn:
+            for write in writes:
+                text = self._scrub.text(write.summary)[:MAX_SUMMARY_LENGTH]
+                await conn.execute(
+                    "INSERT INTO checks (time, domain, kind, ok, summary, details) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        at,
+                        write.domain,
+                        CheckKind(write.kind).value,
+                        int(write.ok),
+                        text,
+                        self._scrub.json(write.details),
+                    ),
+                )
+                if write.update is not None:
+                    await self._upsert(conn, write.domain, write.update, at, check=text)
+                else:
+                    await conn.execute(
+                        "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?",
+                        (at, text, write.domain),
+                    )
+
+    async def track(
+        self, starts: Mapping[str, Stage], *, now: float | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Keep a stage row for exactly the names in ``starts`` (the desired domains Closte
+        holds): new ones begin at their given stage, due now; rows of other names go.
+        Returns (started, dropped). One transaction; nothing written when nothing changes."""
+        at = time.time() if now is None else now
+        async with self._db.transaction("tracking stages") as conn:
+            rows = await conn.execute_fetchall("SELECT domain FROM stages")
+            have = {row["domain"] for row in rows}
+            started = sorted(set(starts) - have)
+            dropped = sorted(have - set(starts))
+            if started:
+                await conn.executemany(
+                    "INSERT INTO stages (domain, stage, tries, next_check_at, stage_since) "
+                    "VALUES (?, ?, 0, ?, ?)",
+                    [(name, Stage(starts[name]).value, at, at) for name in started],
+                )
+            if dropped:
+                await conn.executemany(
+                    "DELETE FROM stages WHERE domain = ?", [(name,) for name in dropped]
+                )
+        return started, dropped
+
+    async def next_due_at(self) -> float | None:
+        row = await self._db.fetch_one(
+            "reading the next check time",
+            "SELECT min(next_check_at) FROM stages WHERE next_check_at IS NOT NULL",
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def reschedule(self, interval_s: float, *, now: float | None = None) -> int:
+        """A new interval applies to waiting checks at once: none waits longer than
+        ``interval_s`` after its last check. Returns how many moved."""
+        at = time.time() if now is None else now
+        async with self._db.transaction("rescheduling checks") as conn:
+            cursor = await conn.execute(
+                "UPDATE stages SET next_check_at = max(?, coalesce(last_check_at, ?) + ?) "
+                "WHERE stage IN ('checking-dns', 'checking-ssl-cert') "
+                "AND next_check_at IS NOT NULL "
+                "AND next_check_at > max(?, coalesce(last_check_at, ?) + ?)",
+                (at, at, interval_s, at, at, interval_s),
+            )
+            return cursor.rowcount
+
+    async def restart(self, domain: str, *, now: float | None = None) -> StageEntry | None:
+        """An operator's retry: back to checking DNS, tries from zero, due now."""
+        name = normalize_domain(domain)
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"restarting the checks of {name}") as conn:
+            if await _fetch(conn, name) is None:
+                return None
+            await self._upsert(conn, name, StageUpdate(Stage.CHECKING_DNS, 0, at), at, check=None)
+            return await _fetch(conn, name)
 
     @staticmethod
     async def _upsert(

@@ -1,0 +1,297 @@
+"""Stage checks: move each domain Closte holds through the plugin's stages.
+
+The plugin's rules (``Domain_Manager::async_process_domain_stage``), kept exactly:
+``tries`` goes up before each check and the domain fails once ``tries > max`` (5 for DNS,
+20 for SSL on Closte); DNS passing moves the domain to ``checking-ssl-cert`` and checks again
+at once with tries reset; a valid certificate makes it ``done`` and ``secure``. Ours adds
+reasons: every check is an event of kind ``domain-<name>`` (the plugin's log handle) with
+what was asked, what came back, what was expected and what to do. A check that could not be
+made at all (our resolver down) does not count as a try. ``done`` domains are looked at
+again daily, and a certificate near its expiry, or broken, is a warning.
+
+Results are written in one transaction per round, so ten thousand checks cost a few commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from closte_sync.daemon.checks import CheckResult, DnsChecker, TlsChecker, expiry_warning
+from closte_sync.daemon.events import Event, EventSink, Level, make_event
+from closte_sync.daemon.store import CheckWrite, Stage, StageEntry, StageUpdate, Store
+from closte_sync.shared.domains import display
+
+RECHECK_DONE_S = 86_400.0  # done domains: their certificate is looked at daily
+EXPIRY_WARNING_DAYS = 14
+
+WriteBack = Callable[[str, Stage, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class StageLimits:
+    interval_s: float
+    dns_tries: int
+    ssl_tries: int
+
+
+@dataclass
+class RoundReport:
+    checked: int = 0
+    moved: dict[str, Stage] = field(default_factory=dict)  # domains whose stage changed
+    failed: list[str] = field(default_factory=list)  # reached failed / ssl-failed now
+
+
+@dataclass
+class _Outcome:
+    writes: list[CheckWrite] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    stage: Stage | None = None  # the new stage, when it changed
+
+
+class StageRunner:
+    def __init__(
+        self,
+        store: Store,
+        dns: DnsChecker,
+        tls: TlsChecker,
+        events: EventSink,
+        *,
+        write_back: WriteBack | None = None,
+        concurrency: int = 64,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._dns = dns
+        self._tls = tls
+        self._events = events
+        self._write_back = write_back
+        self._slots = asyncio.Semaphore(concurrency)
+        self._now = now
+
+    async def run_due(self, limits: StageLimits, *, batch: int = 2000) -> RoundReport:
+        """Check every domain whose time has come (in batches), record, write back."""
+        report = RoundReport()
+        while True:
+            due = await self._store.stages.due(self._now(), limit=batch)
+            if not due:
+                return report
+            outcomes = await asyncio.gather(*(self._guarded(e, limits) for e in due))
+            await self._store.stages.record_many([w for o in outcomes for w in o.writes])
+            moved = {e.domain: o.stage for e, o in zip(due, outcomes, strict=True) if o.stage}
+            # Written back before the events go out: an event says the whole step is done.
+            await self._write_stages(moved)
+            for outcome in outcomes:
+                for event in outcome.events:
+                    self._events.emit(event)
+            report.moved.update(moved)
+            report.failed += [n for n, s in moved.items() if s in (Stage.FAILED, Stage.SSL_FAILED)]
+            report.checked += len(due)
+            if len(due) < batch:
+                return report
+
+    async def _write_stages(self, moved: dict[str, Stage]) -> None:
+        if self._write_back is None:
+            return
+        for name, stage in moved.items():
+            try:
+                await self._write_back(name, stage, stage is Stage.DONE)
+            except Exception as exc:  # the database's trouble must not stop the checks
+                self._events.emit(
+                    make_event(
+                        Level.ERROR,
+                        "database",
+                        f"could not write the stage of {display(name)} back: {exc}",
+                        domain=name,
+                    )
+                )
+
+    async def _guarded(self, entry: StageEntry, limits: StageLimits) -> _Outcome:
+        async with self._slots:
+            try:
+                return await self._check(entry, limits)
+            except Exception as exc:  # a bug in one check must not stop the others
+                outcome = _Outcome()
+                outcome.events.append(
+                    make_event(
+                        Level.ERROR,
+                        _kind(entry.domain),
+                        f"the check of {display(entry.domain)} broke: {exc!r}",
+                        domain=entry.domain,
+                    )
+                )
+                outcome.writes.append(
+                    CheckWrite(
+                        entry.domain,
+                        "dns",
+                        False,
+                        f"the check broke: {exc!r}",
+                        {},
+                        StageUpdate(entry.stage, entry.tries, self._now() + limits.interval_s),
+                    )
+                )
+                return outcome
+
+    async def _check(self, entry: StageEntry, limits: StageLimits) -> _Outcome:
+        if entry.stage is Stage.CHECKING_DNS:
+            return await self._dns_stage(entry, limits)
+        if entry.stage is Stage.CHECKING_SSL_CERT:
+            return await self._ssl_stage(entry, entry.tries, limits, _Outcome())
+        if entry.stage in (Stage.DONE, Stage.DONE_WITHOUT_SSL):
+            return await self._recheck_done(entry)
+        # failed / ssl-failed: nothing planned until a retry; a stray due time is cleared.
+        outcome = _Outcome()
+        outcome.writes.append(
+            CheckWrite(
+                entry.domain,
+                "dns",
+                False,
+                entry.last_summary,
+                {},
+                StageUpdate(entry.stage, entry.tries, None),
+            )
+        )
+        return outcome
+
+    async def _dns_stage(self, entry: StageEntry, limits: StageLimits) -> _Outcome:
+        name = entry.domain
+        outcome = _Outcome()
+        tries = entry.tries + 1
+        outcome.events.append(self._event(Level.INFO, name, f"Starting Check for {name}"))
+        if tries > limits.dns_tries:
+            return self._give_up(entry, tries, Stage.FAILED, "DNS", limits.dns_tries, outcome)
+        result = await self._dns.check(name)
+        if result.ok:
+            outcome.writes.append(
+                self._write(result, StageUpdate(Stage.CHECKING_SSL_CERT, 0, self._now()))
+            )
+            outcome.events.append(
+                self._result_event(
+                    result, "- DNS propagation finished, advancing domain to next step..."
+                )
+            )
+            outcome.stage = Stage.CHECKING_SSL_CERT
+            # As the plugin: the SSL check follows at once, with fresh tries.
+            return await self._ssl_stage(entry, 0, limits, outcome, addresses=result.addresses)
+        counted = entry.tries if result.inconclusive else tries
+        update = StageUpdate(Stage.CHECKING_DNS, counted, self._now() + limits.interval_s)
+        outcome.writes.append(self._write(result, update))
+        minutes = max(1, round(limits.interval_s / 60))
+        line = (
+            "- DNS check could not be made (not counted as a try), retrying..."
+            if result.inconclusive
+            else f"- DNS propagation not finished, retrying in {minutes} minutes..."
+        )
+        outcome.events.append(self._result_event(result, line, tries=counted))
+        return outcome
+
+    async def _ssl_stage(
+        self,
+        entry: StageEntry,
+        tries_before: int,
+        limits: StageLimits,
+        outcome: _Outcome,
+        *,
+        addresses: tuple[str, ...] | None = None,
+    ) -> _Outcome:
+        name = entry.domain
+        tries = tries_before + 1
+        if tries > limits.ssl_tries:
+            return self._give_up(entry, tries, Stage.SSL_FAILED, "SSL", limits.ssl_tries, outcome)
+        if addresses is None:
+            addresses = (await self._dns.check(name)).addresses
+        result = await self._tls.check(name, addresses)
+        if result.ok:
+            update = StageUpdate(Stage.DONE, 0, self._now() + RECHECK_DONE_S)
+            outcome.writes.append(self._write(result, update))
+            outcome.events.append(
+                self._result_event(result, "- Valid SSL cert found. Marking domain as done.")
+            )
+            outcome.stage = Stage.DONE
+            return outcome
+        counted = tries_before if result.inconclusive else tries
+        update = StageUpdate(Stage.CHECKING_SSL_CERT, counted, self._now() + limits.interval_s)
+        outcome.writes.append(self._write(result, update))
+        minutes = max(1, round(limits.interval_s / 60))
+        outcome.events.append(
+            self._result_event(
+                result, f"- SSL Cert not found, retrying in {minutes} minute(s)...", tries=counted
+            )
+        )
+        return outcome
+
+    async def _recheck_done(self, entry: StageEntry) -> _Outcome:
+        name = entry.domain
+        outcome = _Outcome()
+        dns = await self._dns.check(name)
+        result = await self._tls.check(name, dns.addresses)
+        update = StageUpdate(entry.stage, 0, self._now() + RECHECK_DONE_S)
+        outcome.writes.append(self._write(result, update))
+        warning = (
+            expiry_warning(result, self._now(), EXPIRY_WARNING_DAYS)
+            if result.ok
+            else f"the certificate of {display(name)} is no longer valid: {result.summary}"
+        )
+        if warning is not None:
+            event = self._result_event(result, warning, level=Level.WARNING)
+            outcome.events.append(event)
+        return outcome
+
+    def _give_up(
+        self,
+        entry: StageEntry,
+        tries: int,
+        stage: Stage,
+        what: str,
+        limit: int,
+        outcome: _Outcome,
+    ) -> _Outcome:
+        name = entry.domain
+        text = (
+            f"- {what} check failed {limit} times; giving up ({stage}). Last result:"
+            f" {entry.last_summary or 'none'}. Fix it, then `closte-sync retry {display(name)}`"
+        )
+        outcome.writes.append(
+            CheckWrite(
+                name,
+                "dns" if stage is Stage.FAILED else "tls",
+                False,
+                text,
+                {"tries": tries, "limit": limit},
+                StageUpdate(stage, tries, None),
+            )
+        )
+        outcome.events.append(self._event(Level.ERROR, name, text, stage=stage.value))
+        outcome.stage = stage
+        return outcome
+
+    def _write(self, result: CheckResult, update: StageUpdate) -> CheckWrite:
+        details = {**result.to_json()}
+        details.pop("domain", None)
+        return CheckWrite(result.domain, result.kind, result.ok, result.summary, details, update)
+
+    def _result_event(
+        self, result: CheckResult, line: str, *, level: Level | None = None, tries: int = 0
+    ) -> Event:
+        chosen = level or (Level.INFO if result.ok else Level.WARNING)
+        text = f"{line} {result.kind.upper()}: {result.summary}"
+        if result.advice and not result.ok:
+            text += f" What to do: {result.advice}"
+        return self._event(
+            chosen,
+            result.domain,
+            text,
+            check=result.kind,
+            ok=result.ok,
+            hint=result.hint_id,
+            tries=tries,
+        )
+
+    def _event(self, level: Level, name: str, message: str, **details: object) -> Event:
+        return make_event(level, _kind(name), message, domain=name, **details)
+
+
+def _kind(name: str) -> str:
+    return f"domain-{name}"

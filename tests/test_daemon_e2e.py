@@ -1,0 +1,116 @@
+"""The daemon end to end: a subprocess, the sandbox (API, DNS, TLS edge), a SQLite network
+and a domains file. Each step waits for the daemon's own line saying it happened."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from daemon_harness import DaemonProcess, lay_out
+
+from closte_sync.sandbox.runner import Sandbox
+
+pytest_plugins = ["closte_sync.sandbox.pytest_plugin"]
+
+
+async def test_a_mapping_goes_live_is_written_back_and_removed_again(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = lay_out(
+        closte_sandbox,
+        tmp_path,
+        mappings=[("shop.example.test", 1)],
+        file_lines=["landing.example.test"],
+    )
+    site.point_at_network("shop.example.test", "landing.example.test", "new.example.test")
+    closte_sandbox.dns.set_a("elsewhere.example.test", ["127.0.0.9"])
+    daemon = await DaemonProcess.start(site)
+    try:
+        await daemon.wait_for("ready:")
+        await daemon.wait_for("domain-shop.example.test", "Marking domain as done")
+        await daemon.wait_for("domain-landing.example.test", "Marking domain as done")
+
+        # A mapping inserted while it runs: added, checked, written back.
+        mark = len(daemon.lines)
+        site.insert_mapping("new.example.test")
+        await daemon.wait_for("add new.example.test: done", start=mark)
+        await daemon.wait_for("domain-new.example.test", "Marking domain as done", start=mark)
+        assert "new.example.test" in site.held()
+        assert site.mapping_stage("new.example.test") == ("done", 1)
+
+        # A domain whose DNS points elsewhere: the precise reason, with what to do.
+        mark = len(daemon.lines)
+        site.insert_mapping("elsewhere.example.test")
+        line = daemon.lines[
+            await daemon.wait_for("domain-elsewhere.example.test", "127.0.0.9", start=mark)
+        ]
+        assert closte_sandbox.network_ip in line and "What to do" in line
+
+        # A mapping deleted: removed from Closte.
+        mark = len(daemon.lines)
+        site.delete_mapping("new.example.test")
+        await daemon.wait_for("remove new.example.test: done", start=mark)
+        assert "new.example.test" not in site.held()
+
+        # SIGTERM: gone within 5 s.
+        started = time.monotonic()
+        code = await daemon.stop(timeout=5)
+        assert code == 0 and time.monotonic() - started < 5
+    finally:
+        await daemon.kill()
+    assert closte_sandbox.api_key not in daemon.text
+
+
+async def test_a_site_made_while_the_daemon_was_down_gets_its_record(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A network whose existing site has no record (made before the plugin ran).
+    site = lay_out(closte_sandbox, tmp_path, sites=["one.network.sandbox.test"], site_records=False)
+    site.point_at_network("one.network.sandbox.test", "two.network.sandbox.test")
+    daemon = await DaemonProcess.start(site)
+    try:
+        await daemon.wait_for("ready:")
+        assert await daemon.stop() == 0
+    finally:
+        await daemon.kill()
+    site.network.add_site("two.network.sandbox.test")
+    daemon = await DaemonProcess.start(site)
+    try:
+        await daemon.wait_for("created the domain record for new site", "two.network")
+        await daemon.wait_for("add two.network.sandbox.test: done")
+        assert "two.network.sandbox.test" in site.held()
+        assert "one.network.sandbox.test" not in site.held()  # there before: no record
+    finally:
+        await daemon.kill()
+
+
+async def test_kill_9_mid_batch_then_restart_converges_without_doubling(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    names = [f"d{i:03}.example.test" for i in range(60)]
+    site = lay_out(closte_sandbox, tmp_path, file_lines=names)
+    closte_sandbox.api.faults.update({"latency_ms": 50})
+    daemon = await DaemonProcess.start(site, CLOSTE_SYNC_CLOSTE_RATE_PER_SECOND="10")
+    try:
+        await daemon.wait_for("add d0", ": done")
+        await daemon.kill()  # SIGKILL in the middle of the batch
+    finally:
+        await daemon.kill()
+    assert 0 < len(site.held()) < len(names), len(site.held())
+    closte_sandbox.api.faults.update({"latency_ms": 0})
+    daemon = await DaemonProcess.start(site)
+    try:
+        await daemon.wait_for("ready:")
+        await daemon.wait_for("pass:", "; in sync", timeout=60)
+        assert site.held() == set(names)
+    finally:
+        await daemon.kill()
+    requests = closte_sandbox.state.requests
+    adds = [
+        r.fields["domain"]
+        for r in requests
+        if r.path.endswith("/adddomainalias") and r.outcome == "ok"
+    ]
+    # An add that succeeded is never sent again ("already exists" would show it).
+    assert sorted(set(adds)) == sorted(names) and len(adds) == len(names)
+    assert not [r for r in requests if r.path.endswith("/deletedomainalias")]
