@@ -43,6 +43,7 @@ class ClosteSettings:
     retry_budget: int = 5  # retries of a transient failure before giving up
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
+    resync_s: float = 300.0  # a full pass this often repairs drift made on the dashboard
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from daemon_harness import DaemonProcess, lay_out
+from db_fixtures import MYSQL_HOST, MYSQL_PORT, add_mapping, mysql_database
 
 from closte_sync.sandbox.runner import Sandbox
 
@@ -114,3 +116,33 @@ async def test_kill_9_mid_batch_then_restart_converges_without_doubling(
     # An add that succeeded is never sent again ("already exists" would show it).
     assert sorted(set(adds)) == sorted(names) and len(adds) == len(names)
     assert not [r for r in requests if r.path.endswith("/deletedomainalias")]
+
+
+@pytest.mark.mysql
+async def test_on_mariadb_a_mapping_goes_live_and_is_written_back(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = lay_out(closte_sandbox, tmp_path)
+    site.point_at_network("maria.example.test")
+    async with mysql_database() as db:
+        url = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db.name}"
+        daemon = await DaemonProcess.start(
+            site, CLOSTE_SYNC_DATABASE_URL=url, CLOSTE_SYNC_DATABASE_POLL_S="0.2"
+        )
+        try:
+            await daemon.wait_for("ready:")
+            mark = len(daemon.lines)
+            row = await add_mapping(db, "maria.example.test", blog_id=1)
+            await daemon.wait_for("add maria.example.test: done", start=mark)
+            await daemon.wait_for("domain-maria.example.test", "Marking domain as done")
+            rows = await db.query(
+                f"SELECT stage, secure FROM {db.tables.mappings} WHERE id = %s", row
+            )
+            assert [tuple(r) for r in rows] == [("done", 1)]
+
+            mark = len(daemon.lines)
+            await db.execute(f"DELETE FROM {db.tables.mappings} WHERE id = %s", row)
+            await daemon.wait_for("remove maria.example.test: done", start=mark)
+            assert "maria.example.test" not in site.held()
+        finally:
+            await daemon.kill()

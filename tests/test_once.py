@@ -38,3 +38,40 @@ async def test_once_dry_run_calls_nothing(closte_sandbox: Sandbox, tmp_path: Pat
     code, out, _err = await run_cli(site, "once", "--dry-run")
     assert code == 1 and "+ a.example.test" in out
     assert site.held() == set()
+
+
+async def test_a_mass_removal_is_held_then_released_by_its_plan_id_only(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    names = [f"m{i}.example.test" for i in range(8)]
+    site = lay_out(closte_sandbox, tmp_path, file_lines=names)
+    guard = {"CLOSTE_SYNC_GUARD_MIN_HELD": "4", "CLOSTE_SYNC_GUARD_MAX_REMOVE_SHARE": "0.25"}
+    assert (await run_cli(site, "once", "--quiet", **guard))[0] in (0, 1)
+    assert site.held() == set(names)
+
+    site.domains_file.write_text("m0.example.test\n")
+    code, out, _ = await run_cli(site, "once", "--json", "--quiet", **guard)
+    held = json.loads(out)["held_plan"]
+    assert code == 1 and held is not None and sorted(held["domains"]) == names[1:]
+    assert site.held() == set(names)
+
+    # A wrong id releases nothing.
+    code, out, _ = await run_cli(site, "once", "--json", "--quiet", "--release", "0" * 12, **guard)
+    assert code == 1 and json.loads(out)["held_plan"]["id"] == held["id"]
+    assert site.held() == set(names)
+
+    # A larger removal than the one released gets a new id and is held again.
+    site.domains_file.write_text("# nothing\n")
+    code, out, _ = await run_cli(
+        site, "once", "--json", "--quiet", "--release", held["id"], **guard
+    )
+    assert json.loads(out)["held_plan"]["id"] != held["id"]
+    assert site.held() == set(names)
+
+    # The exact plan, released by its id: those removals and no others.
+    site.domains_file.write_text("m0.example.test\n")
+    code, out, _ = await run_cli(
+        site, "once", "--json", "--quiet", "--release", held["id"], **guard
+    )
+    assert sorted(json.loads(out)["remove"]) == names[1:]
+    assert site.held() == {"m0.example.test"}

@@ -88,6 +88,7 @@ RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "closte.retry_budget": (0, 100),
     "closte.retry_base_s": (0.0, 3600),
     "closte.retry_max_s": (0.0, 86400),
+    "closte.resync_s": (10.0, 86400),
     "database.network_id": (1, None),
     "database.poll_s": (0.05, 3600),
     "checks.interval_s": (settings_module.MIN_INTERVAL_S, settings_module.MAX_INTERVAL_S),

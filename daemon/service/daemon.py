@@ -4,9 +4,10 @@
   inotify watches exhausted, a bug) makes its source unhealthy at once (so nothing it
   brought is removed), says why, and is restarted with backoff.
 - A change triggers a pass, debounced: a burst of edits is one pass, at most ``debounce_s``
-  later. A full pass also runs every ``resync_s`` to repair drift made by hand on the
-  dashboard, and when a domain's backoff ends. Only one pass runs at a time.
-- Stage checks run when they are due; a changed interval moves waiting checks at once.
+  later. A full pass also runs every ``[closte] resync_s`` to repair drift made by hand on
+  the dashboard, and when a domain's backoff ends. Only one pass runs at a time.
+- Stage checks run when they are due; a changed interval (an operator's, the plugin's
+  setting, a reloaded config) moves waiting checks at once.
 - SIGTERM and SIGINT stop it: no new call starts, the pass in flight gets ``grace_s`` to
   finish its calls, then everything closes. SIGHUP reloads the configuration.
 - systemd: READY=1 once every source has spoken, STATUS= lines, WATCHDOG=1 pings.
@@ -37,7 +38,6 @@ KIND = "daemon"
 @dataclass(frozen=True)
 class ServiceTiming:
     debounce_s: float = 0.25
-    resync_s: float = 300.0
     grace_s: float = 4.0
     first_read_s: float = 30.0  # how long READY waits for every source's first word
     restart_base_s: float = 1.0
@@ -163,7 +163,7 @@ class Daemon:
 
     async def _pass_loop(self, engine: Engine) -> None:
         await _first(self.ready.wait(), self._stop.wait())
-        next_full = time.monotonic() + self.timing.resync_s
+        next_full = time.monotonic() + engine.settings.closte.resync_s
         while not self._stop.is_set():
             timeout = max(0.0, next_full - time.monotonic())
             with contextlib.suppress(TimeoutError):
@@ -175,11 +175,11 @@ class Daemon:
             await asyncio.sleep(self.timing.debounce_s)
             self._trigger.clear()
             report = await self.run_pass(engine)
-            next_full = time.monotonic() + self._next_pass_in(report)
+            next_full = time.monotonic() + self._next_pass_in(engine, report)
 
-    def _next_pass_in(self, report: PassReport | None) -> float:
+    def _next_pass_in(self, engine: Engine, report: PassReport | None) -> float:
         """The resync period, or sooner when a domain's backoff ends before it."""
-        wait = self.timing.resync_s
+        wait = engine.settings.closte.resync_s
         if report is not None and report.deferred:
             now = time.time()
             ends = [
@@ -222,9 +222,19 @@ class Daemon:
             return report
 
     async def _check_loop(self, engine: Engine) -> None:
+        interval: int | None = None
         while not self._stop.is_set():
             self._checks_wake.clear()
             try:
+                effective = await engine.interval()
+                if interval is not None and effective.value != interval:
+                    moved = await engine.store.stages.reschedule(effective.value)
+                    self._say(
+                        Level.INFO,
+                        f"check interval now {effective.value} s ({effective.origin});"
+                        f" {moved} waiting check(s) moved up",
+                    )
+                interval = effective.value
                 await engine.run_checks()
             except Exception as exc:
                 self._say(Level.ERROR, f"a round of stage checks failed: {exc!r}")

@@ -1,0 +1,161 @@
+"""The stage runner keeps the plugin's rules, against the sandbox's real DNS and TLS edge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from checks_fixtures import discover, dns_checker, sandbox_settings
+
+from closte_sync.daemon.checks import DnsChecker, TlsChecker
+from closte_sync.daemon.events import MemorySink
+from closte_sync.daemon.service.stage_runner import StageLimits, StageRunner
+from closte_sync.daemon.settings import StoreSettings
+from closte_sync.daemon.store import Stage, Store, open_store
+from closte_sync.sandbox.runner import Sandbox
+
+pytest_plugins = ["closte_sync.sandbox.pytest_plugin"]
+
+LIMITS = StageLimits(interval_s=10, dns_tries=2, ssl_tries=2)
+
+
+class Clock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(StoreSettings(path=tmp_path / "state.sqlite3"))
+    yield opened
+    await opened.aclose()
+
+
+async def _runner(
+    sb: Sandbox, store: Store, sink: MemorySink, clock: Clock, *, dns: DnsChecker | None = None
+) -> tuple[StageRunner, list[tuple[str, Stage, bool]]]:
+    written: list[tuple[str, Stage, bool]] = []
+
+    async def write_back(name: str, stage: Stage, secure: bool) -> None:
+        written.append((name, stage, secure))
+
+    checker = dns or await dns_checker(sb)
+    tls = TlsChecker(sandbox_settings(sb), now=sb.clock)
+    runner = StageRunner(store, checker, tls, sink, write_back=write_back, now=clock)
+    return runner, written
+
+
+async def _track(store: Store, name: str, clock: Clock, stage: Stage = Stage.CHECKING_DNS) -> None:
+    await store.ledger.want(name, "database")
+    await store.stages.track({name: stage}, now=clock())
+
+
+async def test_dns_then_ssl_at_once_then_done_and_written_back(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    clock, sink = Clock(closte_sandbox.clock()), MemorySink()
+    runner, written = await _runner(closte_sandbox, store, sink, clock)
+    closte_sandbox.state.add_alias(closte_sandbox.api_key, "live.example.test", wildcard=False)
+    closte_sandbox.dns.set_a("live.example.test", [closte_sandbox.network_ip])
+    await _track(store, "live.example.test", clock)
+    report = await runner.run_due(LIMITS)
+    assert report.moved == {"live.example.test": Stage.DONE}
+    entry = await store.stages.get("live.example.test")
+    assert entry is not None and (entry.stage, entry.tries) == (Stage.DONE, 0)
+    assert written == [("live.example.test", Stage.DONE, True)]
+    messages = [e.message for e in sink.events if e.kind == "domain-live.example.test"]
+    assert messages[0] == "Starting Check for live.example.test"
+    assert "DNS propagation finished" in messages[1] and "Valid SSL cert found" in messages[2]
+
+
+async def test_dns_fails_after_more_tries_than_the_limit(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    clock, sink = Clock(closte_sandbox.clock()), MemorySink()
+    runner, written = await _runner(closte_sandbox, store, sink, clock)
+    closte_sandbox.dns.set_a("away.example.test", ["127.0.0.9"])
+    await _track(store, "away.example.test", clock)
+    tries = []
+    for _ in range(3):
+        await runner.run_due(LIMITS)
+        entry = await store.stages.get("away.example.test")
+        assert entry is not None
+        tries.append((entry.stage, entry.tries))
+        clock.now += LIMITS.interval_s
+    # The plugin: tries goes up before the check; failed once tries > max.
+    assert tries == [
+        (Stage.CHECKING_DNS, 1),
+        (Stage.CHECKING_DNS, 2),
+        (Stage.FAILED, 3),
+    ]
+    assert written == [("away.example.test", Stage.FAILED, False)]
+    failing = [
+        e for e in sink.events if e.kind == "domain-away.example.test" and "127.0.0.9" in e.message
+    ]
+    assert failing and "What to do" in failing[0].message
+    assert (await store.stages.get("away.example.test")).next_check_at is None  # type: ignore[union-attr]
+    assert (await runner.run_due(LIMITS)).checked == 0  # nothing planned for a failed domain
+
+
+async def test_a_check_that_could_not_be_made_is_not_a_try(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    clock, sink = Clock(closte_sandbox.clock()), MemorySink()
+    settings = sandbox_settings(
+        closte_sandbox, nameservers=("127.0.0.1:9",)
+    )  # nothing answers there
+    unreachable = DnsChecker(
+        settings, await discover(sandbox_settings(closte_sandbox)), deadline_s=0.5
+    )
+    runner, _ = await _runner(closte_sandbox, store, sink, clock, dns=unreachable)
+    await _track(store, "quiet.example.test", clock)
+    await runner.run_due(LIMITS)
+    entry = await store.stages.get("quiet.example.test")
+    assert entry is not None and (entry.stage, entry.tries) == (Stage.CHECKING_DNS, 0)
+    assert entry.next_check_at == clock.now + LIMITS.interval_s
+
+
+async def test_ssl_waits_for_the_certificate_then_finishes(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    clock, sink = Clock(closte_sandbox.clock()), MemorySink()
+    runner, written = await _runner(closte_sandbox, store, sink, clock)
+    closte_sandbox.tls.cert_delay_s = 300
+    closte_sandbox.state.add_alias(closte_sandbox.api_key, "slow.example.test", wildcard=False)
+    closte_sandbox.dns.set_a("slow.example.test", [closte_sandbox.network_ip])
+    await _track(store, "slow.example.test", clock)
+    report = await runner.run_due(LIMITS)
+    assert report.moved == {"slow.example.test": Stage.CHECKING_SSL_CERT}
+    entry = await store.stages.get("slow.example.test")
+    assert entry is not None and (entry.stage, entry.tries) == (Stage.CHECKING_SSL_CERT, 1)
+    waiting = [e for e in sink.events if "SSL Cert not found" in e.message]
+    assert waiting and "5-10 minutes" in waiting[0].message
+    closte_sandbox.clock.advance(301)
+    clock.now += LIMITS.interval_s
+    report = await runner.run_due(LIMITS)
+    assert report.moved == {"slow.example.test": Stage.DONE}
+    assert written[-1] == ("slow.example.test", Stage.DONE, True)
+
+
+async def test_a_done_domain_near_expiry_is_a_warning(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    clock, sink = Clock(closte_sandbox.clock()), MemorySink()
+    runner, written = await _runner(closte_sandbox, store, sink, clock)
+    closte_sandbox.state.add_alias(closte_sandbox.api_key, "old.example.test", wildcard=False)
+    closte_sandbox.dns.set_a("old.example.test", [closte_sandbox.network_ip])
+    closte_sandbox.tls.set_mode("old.example.test", "expiring")
+    await _track(store, "old.example.test", clock, Stage.DONE)
+    report = await runner.run_due(LIMITS)
+    assert report.moved == {} and written == []
+    entry = await store.stages.get("old.example.test")
+    assert entry is not None and entry.stage is Stage.DONE
+    assert entry.next_check_at is not None and entry.next_check_at >= clock.now + 86_000
+    warning = await sink.wait_for(
+        lambda e: e.domain == "old.example.test" and e.level == "warning", 1
+    )
+    assert "expir" in warning.message
