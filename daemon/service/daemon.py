@@ -30,7 +30,8 @@ from closte_sync.daemon.plan import HeldRemovals
 from closte_sync.daemon.reconcile import PassReport
 from closte_sync.daemon.service.engine import Engine
 from closte_sync.daemon.service.notify import Notifier
-from closte_sync.daemon.sources.base import Source, SourceProblem, SourceSnapshot
+from closte_sync.daemon.service.supervisor import SourceSupervisor
+from closte_sync.daemon.sources.base import Source, SourceSnapshot
 
 KIND = "daemon"
 
@@ -245,38 +246,24 @@ class Daemon:
                     await self._checks_wake.wait()
 
     async def _supervise(self, engine: Engine, source: Source) -> None:
-        """Watch one source for as long as the daemon runs, restarting a watch that dies."""
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                async for snapshot in source.watch():
-                    failures = 0
-                    await engine.take(snapshot)
-                    self._trigger.set()
-                if self._stop.is_set():
-                    return
-                raise RuntimeError("its watch ended by itself")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                last = engine.snapshots.get(source.name)
-                reason = f"the watch of {source.name} stopped: {exc!r}; restarting it"
-                engine.snapshots[source.name] = SourceSnapshot(
-                    source=source.name,
-                    domains=dict(last.domains) if last else {},
-                    healthy=False,
-                    problems=(SourceProblem(source.name, reason),),
-                    facts=dict(last.facts) if last else {},
-                )
-                self._say(Level.ERROR, reason, source=source.name)
-                self._trigger.set()
-                delay = min(
-                    self.timing.restart_max_s, self.timing.restart_base_s * 2 ** (failures - 1)
-                )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._stop.wait()
+        async def on_snapshot(snapshot: SourceSnapshot) -> None:
+            await engine.take(snapshot)
+            self._trigger.set()
+
+        async def on_failure(snapshot: SourceSnapshot, reason: str) -> None:
+            engine.snapshots[source.name] = snapshot
+            self._say(Level.ERROR, reason, source=source.name)
+            self._trigger.set()
+
+        supervisor = SourceSupervisor(
+            source,
+            on_snapshot,
+            on_failure,
+            last=lambda: engine.snapshots.get(source.name),
+            base_s=self.timing.restart_base_s,
+            max_s=self.timing.restart_max_s,
+        )
+        await supervisor.run(self._stop)
 
     async def _watchdog_loop(self) -> None:
         interval = self.notifier.watchdog_interval_s
