@@ -21,8 +21,8 @@ from closte_fixtures import (
 )
 
 from closte_sync.daemon.closte import EVENT_KIND, ClosteClient, MissingApiKeyError, ResultKind
+from closte_sync.daemon.closte.client import proxy_for
 from closte_sync.daemon.closte.results import classify_message, parse_retry_after
-from closte_sync.daemon.closte.transport import proxy_for
 from closte_sync.daemon.events import Level, MemorySink
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.sandbox.api import SandboxApi
@@ -375,3 +375,31 @@ def test_the_proxy_comes_from_the_environment_once_per_client(
     assert proxy_for("http://127.0.0.1:8080/api/client") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://app.closte.com/api/client") is None
+
+
+def test_all_proxy_is_the_fallback_and_a_bare_host_gets_a_scheme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "proxy.invalid:8080")
+    assert proxy_for("https://app.closte.com/api/client") == "http://proxy.invalid:8080"
+
+
+async def test_calls_go_through_the_proxy_the_environment_names(
+    sandbox_api: SandboxApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sandbox plays the proxy: a plain-HTTP proxy receives the absolute URL and answers.
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", sandbox_api.url)
+    settings = fast_settings(sandbox_api, base_url="http://closte.invalid/api/client")
+    async with ClosteClient(settings, sleep=RecordingSleep()) as client:
+        added = await client.add_alias("via-proxy.example.com")
+        listing = await client.list_aliases()
+    assert added.kind is ResultKind.DONE, added
+    assert listing.domains == ("via-proxy.example.com",)
+    assert [e.path for e in sandbox_api.log] == [
+        "/api/client/adddomainalias",
+        "/api/client/getdomains",
+    ]

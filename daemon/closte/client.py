@@ -12,8 +12,12 @@ added to the query by :class:`_QueryKeyTransport`, below httpx's logging, so the
 httpx logs (``HTTP Request: GET .../getdomains``) never carries it. Results, events and
 messages are scrubbed of it too, in case Closte ever echoes it back.
 
-The hot path builds each ``httpx.Request`` itself from prepared URLs and headers and keeps
-no cookies: that halves httpx's per-request work, which matters at hundreds of calls a second.
+The wire is httpx's own transport (httpcore's connection pool), sized to ``concurrency``,
+with no transport-level retries (the client retries by result kind). The proxy comes from the
+environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), looked up once per client.
+
+Each ``httpx.Request`` is built from prepared URLs and headers, and no cookies are kept:
+Closte's API is stateless, and that spares httpx per-request work.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from http.cookiejar import CookieJar
 from importlib import metadata
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -40,7 +45,6 @@ from closte_sync.daemon.closte.results import (
     ResultKind,
     classify_response,
 )
-from closte_sync.daemon.closte.transport import AiohttpTransport, proxy_for
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.shared.domains import DomainError, is_wildcard, normalize_domain
@@ -105,6 +109,22 @@ def build_call(operation: Operation, domain: str | None = None) -> ApiCall:
     path = "/adddomainalias" if operation == "add" else "/deletedomainalias"
     wildcard = "1" if is_wildcard(name) else "0"  # PHP's form encoding of the plugin's bool
     return ApiCall(operation, "POST", path, (("domain", name), ("wildcard", wildcard)), name)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY...).
+
+    httpx reads the environment only when it builds its own transports; the client gives it
+    one (wrapped by :class:`_QueryKeyTransport`), so it makes the same lookup here, once.
+    """
+    parts = urlsplit(url)
+    if parts.hostname is None or proxy_bypass(parts.hostname):
+        return None
+    proxies = getproxies()
+    found = proxies.get(parts.scheme) or proxies.get("all")
+    if not found:
+        return None
+    return found if "://" in found else f"http://{found}"
 
 
 class _QueryKeyTransport(httpx.AsyncBaseTransport):
@@ -173,9 +193,12 @@ class ClosteClient:
             write=settings.timeout_s,
             pool=settings.timeout_s,
         )
-        wire = AiohttpTransport(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=settings.concurrency,
+        wire = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            ),
+            retries=0,
             proxy=proxy_for(settings.base_url),
         )
         self._http = httpx.AsyncClient(
