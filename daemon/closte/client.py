@@ -37,6 +37,7 @@ from urllib.request import getproxies, proxy_bypass
 import httpx
 from aiolimiter import AsyncLimiter
 
+from closte_sync.daemon.closte.listing import UnreadableItemError, read_listing
 from closte_sync.daemon.closte.results import (
     Answer,
     CallResult,
@@ -247,15 +248,22 @@ class ClosteClient:
         return self._finish(_result(answer, "test", None, sent))
 
     async def list_aliases(self) -> ListResult:
+        """What Closte holds, in full or not at all.
+
+        An answer with any item that cannot be read is UNREADABLE_LIST (not ok, not
+        transient, no domains): acting on part of a list could remove or re-add aliases.
+        """
         answer, sent = await self._call(build_call("list"))
         domains: tuple[str, ...] = ()
-        unreadable: tuple[str, ...] = ()
         if answer.kind is ResultKind.DONE:
             items = (answer.data or {}).get("domains")
-            if isinstance(items, list):
-                domains, unreadable = _read_domains(items)
-            else:
+            if not isinstance(items, list):
                 answer = Answer(ResultKind.MALFORMED_JSON, "the answer has no 'domains' list")
+            else:
+                try:
+                    domains = read_listing(items)
+                except UnreadableItemError as exc:
+                    answer = Answer(ResultKind.UNREADABLE_LIST, str(exc))
         result = ListResult(
             kind=answer.kind,
             operation="list",
@@ -265,7 +273,6 @@ class ClosteClient:
             attempts=sent.attempts,
             elapsed=sent.elapsed,
             domains=domains,
-            unreadable=unreadable,
         )
         return self._finish(result)
 
@@ -409,19 +416,3 @@ def _result(answer: Answer, operation: Operation, domain: str | None, sent: _Sen
         attempts=sent.attempts,
         elapsed=sent.elapsed,
     )
-
-
-def _read_domains(items: list[object]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names from ``getdomains`` items: plain strings or objects with a domain field."""
-    names: list[str] = []
-    unreadable: list[str] = []
-    for item in items:
-        raw = item.get("domain", item.get("name")) if isinstance(item, dict) else item
-        if not isinstance(raw, str):
-            unreadable.append(repr(item)[:100])
-            continue
-        try:
-            names.append(normalize_domain(raw))
-        except DomainError:
-            unreadable.append(raw[:100])
-    return tuple(sorted(set(names))), tuple(unreadable)
