@@ -256,13 +256,16 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
             )
     finally:
         await source.aclose()
-    where = settings.database.connection.describe()
+    connection = settings.database.connection
+    where = connection.describe()
     if not snapshot.healthy:
         reasons = "; ".join(p.message for p in snapshot.problems) or "unreachable"
+        # The password's length (never its text) tells an empty or truncated one apart.
+        login = f" (password {connection.password.masked})" if connection.kind == "mysql" else ""
         return CheckResult(
             name,
             Status.FAIL,
-            f"{where}: {reasons}",
+            f"{where}{login}: {reasons}",
             "check DB_HOST, DB_USER, DB_PASSWORD in wp-config.php (or [database] url), and"
             " that Ultimate Multisite is network-activated (it creates wu_domain_mappings)",
         )

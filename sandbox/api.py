@@ -48,6 +48,8 @@ _HTML_PAGE = (
     "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
 )
 
+_HTML_STATUS = {FaultKind.HTML_401: 401, FaultKind.HTML_403: 403, FaultKind.HTML_404: 404}
+
 
 @dataclass
 class LoggedRequest:
@@ -186,8 +188,16 @@ class SandboxApi:
 
     def _listing(self, key: str) -> list[Any]:
         held = sorted(self.state.held(key).values(), key=lambda alias: alias.domain)
-        if self.faults.list_style == "names":
+        style = self.faults.list_style
+        if style == "names":
             return [alias.domain for alias in held]
+        if style == "flagged":
+            return [
+                {"domain": alias.domain.removeprefix("*."), "wildcard": int(alias.wildcard)}
+                for alias in held
+            ]
+        if style == "garbled":
+            return [{"host": alias.domain, "ssl": True} for alias in held]
         return [{"domain": alias.domain, "wildcard": alias.wildcard} for alias in held]
 
     async def _inject(self, fault: FaultKind, request: web.Request) -> web.StreamResponse:
@@ -214,6 +224,18 @@ class SandboxApi:
             return web.Response(status=200, text='{"success": tru', content_type="application/json")
         if fault is FaultKind.HTML:
             return web.Response(status=502, text=_HTML_PAGE, content_type="text/html")
+        if fault in _HTML_STATUS:
+            status = _HTML_STATUS[fault]
+            page = f"<!DOCTYPE html>\n<html><body><h1>{status}</h1></body></html>\n"
+            return web.Response(status=status, text=page, content_type="text/html")
+        if fault is FaultKind.NOT_FOUND_404:
+            return web.json_response({"error": "Domain alias not found"}, status=404)
+        if fault is FaultKind.APP_NOT_FOUND:
+            return web.json_response({"error": "Application not found"})
+        if fault is FaultKind.ENDPOINT_NOT_FOUND:
+            return web.json_response({"error": "API endpoint not found"})
+        if fault is FaultKind.REDIRECT:
+            return web.Response(status=301, headers={"Location": "https://closte.invalid/"})
         return web.json_response(
             {"error": "This API key does not have permission for this action"}, status=403
         )

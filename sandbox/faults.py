@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-ListStyle = Literal["objects", "names"]
+# How GET /getdomains writes its items (Closte's shape is not documented; each is plausible):
+# "objects": {"domain": "*.a.com", "wildcard": true}; "names": "*.a.com";
+# "flagged": {"domain": "a.com", "wildcard": 1} (a bare name and the flag);
+# "garbled": {"host": "a.com", "ssl": true} (a shape no client can read).
+ListStyle = Literal["objects", "names", "flagged", "garbled"]
+LIST_STYLES: tuple[ListStyle, ...] = ("objects", "names", "flagged", "garbled")
 
 
 class FaultKind(StrEnum):
@@ -30,6 +35,13 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"  # HTTP 200 with broken JSON
     HTML = "html"  # an HTML error page, as a proxy in front of the API would send
     PERMISSION = "permission"  # HTTP 403: the key is valid but not allowed
+    HTML_401 = "html_401"  # an HTML 401 page (a proxy or web server asking for a login)
+    HTML_403 = "html_403"  # an HTML 403 page (a firewall)
+    HTML_404 = "html_404"  # an HTML 404 page: the URL is not Closte's API
+    NOT_FOUND_404 = "not_found_404"  # HTTP 404 with {"error": "Domain alias not found"}
+    APP_NOT_FOUND = "app_not_found"  # HTTP 200 with {"error": "Application not found"}
+    ENDPOINT_NOT_FOUND = "endpoint_not_found"  # HTTP 200 {"error": "API endpoint not found"}
+    REDIRECT = "redirect"  # HTTP 301 to another URL, as a web server in front might send
 
 
 class FaultsError(ValueError):
@@ -112,8 +124,11 @@ class Faults:
         if "retry_after" in data:
             changes["retry_after"] = str(data["retry_after"])
         if "list_style" in data:
-            if data["list_style"] not in ("objects", "names"):
-                raise FaultsError("faults: field 'list_style' must be 'objects' or 'names'")
+            if data["list_style"] not in LIST_STYLES:
+                raise FaultsError(
+                    f"faults: field 'list_style' must be one of {list(LIST_STYLES)}, "
+                    f"not {data['list_style']!r}"
+                )
             changes["list_style"] = data["list_style"]
         if "seed" in data:
             if not isinstance(data["seed"], int):

@@ -3,12 +3,16 @@
 Its ``str``/``repr``/``format`` show only a masked hint, so a secret that slips into an
 f-string, a log call or an exception message leaks nothing. Code that really needs the
 value (the HTTP form, the DB login) calls :meth:`Secret.reveal` at the last moment.
+
+Two masks: a key shows its first four characters and its length (enough to tell two keys
+apart, see :func:`mask`); a password shows only its length (:func:`mask_password`): a
+password is often short and made by a person, so any of its characters helps a guesser.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import quote, quote_plus
 
 _VISIBLE: Final = 4
@@ -24,20 +28,33 @@ def mask(value: str) -> str:
     return f"{value[:_VISIBLE]}… ({len(value)} chars)"
 
 
+def mask_password(value: str) -> str:
+    """All we ever show of a password: its length."""
+    return f"({len(value)} chars)" if value else "(empty)"
+
+
+SecretKind = Literal["key", "password"]
+
+
 class Secret:
-    """An opaque secret string; compare and reveal, never print."""
+    """An opaque secret string; compare and reveal, never print.
 
-    __slots__ = ("_value",)
+    ``kind`` picks the mask: "key" (first four characters and the length) or "password"
+    (the length only).
+    """
 
-    def __init__(self, value: str) -> None:
+    __slots__ = ("_value", "kind")
+
+    def __init__(self, value: str, kind: SecretKind = "key") -> None:
         self._value = value
+        self.kind: SecretKind = kind
 
     def reveal(self) -> str:
         return self._value
 
     @property
     def masked(self) -> str:
-        return mask(self._value)
+        return mask_password(self._value) if self.kind == "password" else mask(self._value)
 
     def __bool__(self) -> bool:
         return bool(self._value)
@@ -78,12 +95,14 @@ def scrub_url_keys(text: str) -> str:
 
 
 def scrub(text: str, *secrets: Secret | str | None) -> str:
-    """Replace every occurrence of the given secrets (any spelling) with their masks."""
+    """Replace every occurrence of the given secrets (any spelling) with their masks
+    (a :class:`Secret`'s own mask; a plain string is masked as a key)."""
     for secret in secrets:
         if secret is None:
             continue
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value:
+            shown = secret.masked if isinstance(secret, Secret) else mask(value)
             for form in spellings(value):
-                text = text.replace(form, mask(value))
+                text = text.replace(form, shown)
     return text

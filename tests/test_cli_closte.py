@@ -160,3 +160,13 @@ async def test_the_installed_command_end_to_end(sandbox_api: SandboxApi, tmp_pat
     assert process.returncode == 0, err.decode()
     assert b"add cli.example.com: done" in out
     assert "cli.example.com" in sandbox_api.state.held(API_KEY)
+
+
+async def test_an_unreadable_list_prints_no_aliases_and_exits_1(configured: SandboxApi) -> None:
+    configured.state.add_alias(API_KEY, "b.example.com", False)
+    configured.faults.update({"list_style": "garbled"})
+    code, out, _ = await _run("closte", "list")
+    assert code == 1
+    assert out.startswith("list: unreadable-list: item 1 of 1 is a dict with keys ['host', 'ssl']")
+    assert "alias(es)" not in out and "  b.example.com" not in out
+    assert "hint [closte-malformed-answer]" in out

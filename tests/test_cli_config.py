@@ -116,8 +116,26 @@ def test_secrets_from_the_environment_stay_masked(
         "env-…", "(40", "chars)", "env", "CLOSTE_SYNC_CLOSTE_API_KEY"
     ]  # fmt: skip
     assert line_for(out, "database.url").split()[1:] == [
-        "mysql://app@127.0.0.1:3306/app", "env", "CLOSTE_SYNC_DATABASE_URL"
+        "mysql://app@127.0.0.1:3306/app", "password", "(20", "chars)",
+        "env", "CLOSTE_SYNC_DATABASE_URL"
     ]  # fmt: skip
+    assert "env-" not in line_for(out, "database.url")  # not even the password's first chars
+
+
+def test_the_wp_config_password_shows_only_its_length(
+    site: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _root, config = site
+    assert main(["--config", str(config), "config"]) == 0
+    text, _ = capsys.readouterr()
+    assert main(["--config", str(config), "config", "--json"]) == 0
+    data, _ = capsys.readouterr()
+    shown = json.loads(data)["values"]["database.url"]["value"]
+    assert shown.endswith(f"password ({len(CLOSTE_DB_PASSWORD)} chars)")
+    assert f"password ({len(CLOSTE_DB_PASSWORD)} chars)" in line_for(text, "database.url")
+    for out in (text, data):
+        assert_no_secrets(out)
+        assert CLOSTE_DB_PASSWORD[:2] not in out and CLOSTE_DB_PASSWORD[-2:] not in out
 
 
 def test_problems_follow_the_table(
@@ -132,7 +150,10 @@ def test_problems_follow_the_table(
     out, _err = capsys.readouterr()
     table, problems = out.split("\nproblems:\n")
     assert "closte.api_key" in table
-    assert f"error: {root / 'wp-config.php'}:23: DB_PASSWORD: value is an expression" in problems
+    assert (
+        f"error: {root / 'wp-config.php'}:23: DB_PASSWORD: value is a call to getenv(), "
+        "not a literal" in problems
+    )
     assert "set [database] url or CLOSTE_SYNC_DATABASE_URL instead" in problems
 
 

@@ -21,8 +21,13 @@ from closte_fixtures import (
 )
 
 from closte_sync.daemon.closte import EVENT_KIND, ClosteClient, MissingApiKeyError, ResultKind
-from closte_sync.daemon.closte.results import classify_message, parse_retry_after
-from closte_sync.daemon.closte.transport import proxy_for
+from closte_sync.daemon.closte.client import proxy_for
+from closte_sync.daemon.closte.listing import UnreadableItemError, read_listing
+from closte_sync.daemon.closte.results import (
+    classify_message,
+    classify_response,
+    parse_retry_after,
+)
 from closte_sync.daemon.events import Level, MemorySink
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.sandbox.api import SandboxApi
@@ -100,8 +105,8 @@ async def test_remove_then_remove_again_is_already_absent(sandbox_api: SandboxAp
     assert [e.path for e in sandbox_api.log][-1] == "/deletedomainalias"
 
 
-@pytest.mark.parametrize("style", ["objects", "names"])
-async def test_list_reads_both_item_shapes(sandbox_api: SandboxApi, style: str) -> None:
+@pytest.mark.parametrize("style", ["objects", "names", "flagged"])
+async def test_list_reads_every_item_shape(sandbox_api: SandboxApi, style: str) -> None:
     sandbox_api.faults.update({"list_style": style})
     client, _ = _client(sandbox_api)
     async with client:
@@ -110,7 +115,6 @@ async def test_list_reads_both_item_shapes(sandbox_api: SandboxApi, style: str) 
         listing = await client.list_aliases()
     assert listing.kind is ResultKind.DONE
     assert listing.domains == ("*.a.example.com", "b.example.com")
-    assert listing.unreadable == ()
     assert sandbox_api.log[-1].method == "GET" and sandbox_api.log[-1].path == "/getdomains"
 
 
@@ -263,6 +267,14 @@ def test_retry_after_parsing() -> None:
         ("Alias already removed", "remove", ResultKind.ALREADY_ABSENT),
         ("Domain alias not found", "remove", ResultKind.ALREADY_ABSENT),
         ("Domain does not exist", "remove", ResultKind.ALREADY_ABSENT),
+        ("x.example.com was not found", "remove", ResultKind.ALREADY_ABSENT),
+        ("No such alias: x.example.com", "remove", ResultKind.ALREADY_ABSENT),
+        ("Not found", "remove", ResultKind.REJECTED),
+        ("Domain alias not found", "add", ResultKind.REJECTED),
+        ("Application not found", "remove", ResultKind.AUTH_FAILED),
+        ("Application not found for domain x.example.com", "remove", ResultKind.AUTH_FAILED),
+        ("API endpoint not found", "remove", ResultKind.ENDPOINT_NOT_FOUND),
+        ("Route does not exist", "add", ResultKind.ENDPOINT_NOT_FOUND),
         ("Domain is already in use by another application", "add", ResultKind.DOMAIN_TAKEN),
         ("Invalid or empty domain: apikey.example.com", "add", ResultKind.INVALID_DOMAIN),
         ("Invalid API key", "add", ResultKind.AUTH_FAILED),
@@ -375,3 +387,171 @@ def test_the_proxy_comes_from_the_environment_once_per_client(
     assert proxy_for("http://127.0.0.1:8080/api/client") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://app.closte.com/api/client") is None
+
+
+def test_all_proxy_is_the_fallback_and_a_bare_host_gets_a_scheme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "proxy.invalid:8080")
+    assert proxy_for("https://app.closte.com/api/client") == "http://proxy.invalid:8080"
+
+
+async def test_calls_go_through_the_proxy_the_environment_names(
+    sandbox_api: SandboxApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sandbox plays the proxy: a plain-HTTP proxy receives the absolute URL and answers.
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", sandbox_api.url)
+    settings = fast_settings(sandbox_api, base_url="http://closte.invalid/api/client")
+    async with ClosteClient(settings, sleep=RecordingSleep()) as client:
+        added = await client.add_alias("via-proxy.example.com")
+        listing = await client.list_aliases()
+    assert added.kind is ResultKind.DONE, added
+    assert listing.domains == ("via-proxy.example.com",)
+    assert [e.path for e in sandbox_api.log] == [
+        "/api/client/adddomainalias",
+        "/api/client/getdomains",
+    ]
+
+
+# -- answers that say nothing about the domain -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("html_401", ResultKind.AUTH_FAILED),
+        ("html_403", ResultKind.PERMISSION_DENIED),
+        ("html_404", ResultKind.ENDPOINT_NOT_FOUND),
+        ("not_found_404", ResultKind.ENDPOINT_NOT_FOUND),
+        ("app_not_found", ResultKind.AUTH_FAILED),
+        ("endpoint_not_found", ResultKind.ENDPOINT_NOT_FOUND),
+        ("redirect", ResultKind.HTTP_ERROR),
+    ],
+)
+async def test_a_remove_is_already_absent_only_when_closte_says_so_of_the_domain(
+    sandbox_api: SandboxApi, fault: str, kind: ResultKind
+) -> None:
+    sandbox_api.faults.update({"domains": {"a.example.com": fault}})
+    client, sleep = _client(sandbox_api, retry_budget=2)
+    async with client:
+        result = await client.remove_alias("a.example.com")
+    assert result.kind is kind and not result.ok
+    assert kind.is_account_wide and not kind.is_transient and not kind.is_refusal
+    assert not result.refused and result.attempts == 1 and sleep.delays == []
+    assert result.hint is not None and result.hint.id in HINTS
+
+
+async def test_a_wrong_base_url_is_an_endpoint_error_not_already_absent(
+    sandbox_api: SandboxApi,
+) -> None:
+    client, _ = _client(sandbox_api, base_url=sandbox_api.url + "/no/such/api")
+    async with client:
+        removed = await client.remove_alias("a.example.com")
+        listed = await client.list_aliases()
+    assert removed.kind is ResultKind.ENDPOINT_NOT_FOUND and removed.status == 404
+    assert "base_url" in (removed.message or "")
+    assert listed.kind is ResultKind.ENDPOINT_NOT_FOUND and listed.domains == ()
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, ResultKind.HTML_PAGE),
+        (401, ResultKind.AUTH_FAILED),
+        (403, ResultKind.PERMISSION_DENIED),
+        (404, ResultKind.ENDPOINT_NOT_FOUND),
+        (410, ResultKind.HTTP_ERROR),
+        (502, ResultKind.HTML_PAGE),
+    ],
+)
+def test_html_pages_by_status(status: int, kind: ResultKind) -> None:
+    answer = classify_response(
+        operation="remove",
+        domain="a.example.com",
+        status=status,
+        content_type="text/html",
+        body="<html><body>Domain alias not found</body></html>",
+        retry_after_header=None,
+        now=0.0,
+    )
+    assert answer.kind is kind
+    assert answer.kind.is_transient is (kind is ResultKind.HTML_PAGE)
+
+
+def test_every_kind_is_in_exactly_one_group() -> None:
+    for kind in ResultKind:
+        groups = [kind.is_success, kind.is_transient, kind.is_refusal, kind.is_account_wide]
+        assert sum(groups) == 1, kind
+        assert kind.is_success or kind.hint_id in HINTS, kind
+    assert {k for k in ResultKind if k.is_refusal} == {
+        ResultKind.INVALID_DOMAIN,
+        ResultKind.DOMAIN_TAKEN,
+        ResultKind.REJECTED,
+    }
+
+
+async def test_a_refusal_is_about_the_domain(sandbox_api: SandboxApi) -> None:
+    sandbox_api.state.add_alias(OTHER_KEY, "taken.example.com", False)
+    client, _ = _client(sandbox_api)
+    async with client:
+        taken = await client.add_alias("taken.example.com")
+        fine = await client.add_alias("free.example.com")
+    assert taken.refused and taken.kind.is_refusal and not taken.kind.is_account_wide
+    assert fine.ok and not fine.refused
+
+
+# -- a list read in full or not at all -------------------------------------------------------
+
+
+async def test_a_garbled_list_is_a_failure_that_names_the_shape(sandbox_api: SandboxApi) -> None:
+    sandbox_api.faults.update({"list_style": "garbled"})
+    client, sleep = _client(sandbox_api)
+    async with client:
+        await client.add_alias("a.example.com")
+        await client.add_alias("b.example.com")
+        listing = await client.list_aliases()
+    assert listing.kind is ResultKind.UNREADABLE_LIST and not listing.ok
+    assert not listing.kind.is_transient and listing.attempts == 1 and sleep.delays == []
+    assert listing.domains == ()
+    assert listing.message == (
+        "item 1 of 2 is a dict with keys ['host', 'ssl']; "
+        "expected a name or an object with 'domain'"
+    )
+    assert listing.to_json()["ok"] is False and listing.to_json()["domains"] == []
+
+
+@pytest.mark.parametrize("flag", [1, "1", True, "true", "TRUE"])
+def test_a_wildcard_flag_makes_a_wildcard(flag: object) -> None:
+    items = [{"domain": "b.com", "wildcard": flag}, {"domain": "*.c.com", "wildcard": flag}]
+    assert read_listing(items) == ("*.b.com", "*.c.com")
+
+
+@pytest.mark.parametrize("flag", [0, "0", False, "false", "", None])
+def test_a_cleared_wildcard_flag_keeps_the_name(flag: object) -> None:
+    assert read_listing([{"domain": "b.com", "wildcard": flag}, "*.d.com"]) == ("*.d.com", "b.com")
+
+
+def test_names_are_read_from_domain_name_or_alias() -> None:
+    items = [{"domain": "a.com"}, {"name": "B.com"}, {"alias": "c.com", "ssl": 1}, "a.com"]
+    assert read_listing(items) == ("a.com", "b.com", "c.com")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"host": "x.com", "ssl": True}, "item 3 of 4 is a dict with keys ['host', 'ssl']"),
+        (42, "item 3 of 4 is a int; expected a name or an object with 'domain'"),
+        (["x.com"], "item 3 of 4 is a list"),
+        ({"domain": None}, "item 3 of 4: its 'domain' is a null, not a domain name"),
+        ("not a domain", "item 3 of 4 is 'not a domain', not a domain name"),
+        ({"domain": "x.com", "wildcard": "yes"}, "item 3 of 4: its 'wildcard' flag is 'yes'"),
+    ],
+)
+def test_one_unreadable_item_fails_the_whole_list(bad: object, message: str) -> None:
+    with pytest.raises(UnreadableItemError) as raised:
+        read_listing(["a.com", {"domain": "b.com"}, bad, "d.com"])
+    assert str(raised.value).startswith(message)

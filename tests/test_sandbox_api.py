@@ -139,6 +139,7 @@ async def test_faults_are_set_at_run_time(http: httpx.AsyncClient, sandbox_api: 
         ({"latency_ms": -5}, "latency_ms"),
         ({"domains": {"a.example.com": {"kind": "reset", "times": -1}}}, "times"),
         ({"speed": 1}, "speed"),
+        ({"list_style": "xml"}, "list_style"),
     ],
 )
 async def test_bad_fault_settings_name_the_field(
@@ -239,3 +240,74 @@ def test_reserved_control_names_are_refused() -> None:
 def test_url_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         _ = SandboxApi(SandboxState(api_keys=set())).url
+
+
+@pytest.mark.parametrize(
+    ("style", "items"),
+    [
+        (
+            "objects",
+            [
+                {"domain": "*.a.example.com", "wildcard": True},
+                {"domain": "b.example.com", "wildcard": False},
+            ],
+        ),
+        ("names", ["*.a.example.com", "b.example.com"]),
+        (
+            "flagged",
+            [
+                {"domain": "a.example.com", "wildcard": 1},
+                {"domain": "b.example.com", "wildcard": 0},
+            ],
+        ),
+        (
+            "garbled",
+            [{"host": "*.a.example.com", "ssl": True}, {"host": "b.example.com", "ssl": True}],
+        ),
+    ],
+)
+async def test_list_style_is_set_at_run_time(
+    http: httpx.AsyncClient, sandbox_api: SandboxApi, style: str, items: list[Any]
+) -> None:
+    await _add(http, domain="*.a.example.com", wildcard="1")
+    await _add(http, domain="b.example.com", wildcard="0")
+    answer = await http.post("/_sandbox/faults", json={"list_style": style})
+    assert answer.status_code == 200 and answer.json()["list_style"] == style
+    listing = await http.get("/getdomains", params={"apikey": API_KEY})
+    assert listing.json() == {"success": True, "domains": items}
+
+
+async def test_list_style_is_set_at_start() -> None:
+    api = SandboxApi(SandboxState(api_keys={API_KEY}), Faults(list_style="flagged"))
+    await api.start()
+    try:
+        api.state.add_alias(API_KEY, "*.c.example.com", True)
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+            listing = await http.get("/getdomains", params={"apikey": API_KEY})
+    finally:
+        await api.stop()
+    assert listing.json()["domains"] == [{"domain": "c.example.com", "wildcard": 1}]
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "html"),
+    [
+        ("html_401", 401, True),
+        ("html_403", 403, True),
+        ("html_404", 404, True),
+        ("not_found_404", 404, False),
+        ("app_not_found", 200, False),
+        ("endpoint_not_found", 200, False),
+        ("redirect", 301, False),
+    ],
+)
+async def test_answers_that_are_not_about_the_domain(
+    http: httpx.AsyncClient, sandbox_api: SandboxApi, fault: str, status: int, html: bool
+) -> None:
+    sandbox_api.faults.update({"queue": [fault]})
+    answer = await http.post(
+        "/deletedomainalias", data={"apikey": API_KEY, "domain": "a.example.com"}
+    )
+    assert answer.status_code == status
+    assert ("<html>" in answer.text) is html
+    assert sandbox_api.log[-1].outcome == fault

@@ -217,20 +217,31 @@ def test_unreadable_message_names_file_line_constant_and_expression() -> None:
     [problem] = [p for p in config.problems if p.name == "DB_PASSWORD"]
     assert str(problem) == (
         f"{CORPUS / 'bedrock_getenv.php'}:23: DB_PASSWORD: "
-        "value is an expression (getenv('DB_PASSWORD')), not a literal"
+        "value is a call to getenv(), not a literal"
     )
+    [home] = [p for p in config.problems if p.name == "WP_HOME"]
+    assert "getenv('WP_HOME')" in str(home)  # not a secret: shown as written
 
 
-def test_secret_defaults_in_expressions_are_masked() -> None:
+def test_secret_expressions_are_described_by_shape_only() -> None:
     docker = _read("docker_getenv.php")
     password = docker.get("DB_PASSWORD")
     assert isinstance(password, Unreadable)
-    assert "WORDPRESS_DB_PASSWORD" in password.reason  # where the value comes from
-    assert "example password" not in password.reason  # the fallback may be the secret
+    assert password.reason == "value is a call to getenv_docker(), not a literal"
     mixed = _read("unreadable_mix.php")
     key = mixed.get("CLOSTE_CLIENT_API_KEY")
     assert isinstance(key, Unreadable)
-    assert "fallback-key-secret-value" not in key.reason
+    assert key.reason == "value is a null-coalescing expression (??), not a literal"
+    for config in (docker, mixed):
+        text = "\n".join(str(p) for p in config.problems)
+        for literal in (
+            "example password",
+            "WORDPRESS_DB_PASSWORD",
+            "fallback-key-secret-value",
+            "CLOSTE_KEY",
+            "/run/secrets/db_password",
+        ):
+            assert literal not in text
     # A non-secret constant keeps its expression as written.
     user = docker.get("DB_USER")
     assert isinstance(user, Unreadable)
@@ -451,3 +462,50 @@ def test_top_level_const_declarations() -> None:
         ("unreadable", 2, "B"),
         ("duplicate", 6, "A"),
     ]
+
+
+# -- secrets never echoed ----------------------------------------------------------------------
+
+_SECRET_EXAMPLES = """<?php
+define('DB_PASSWORD', base64_decode('c2VjcmV0'));
+define( 'CLOSTE_CLIENT_API_KEY', trim('ck_live_abc123def456ghi789') );
+"""
+
+
+def test_the_briefs_two_examples_name_place_and_shape_without_any_text() -> None:
+    config = _parse(_SECRET_EXAMPLES)
+    texts = [str(p) for p in config.problems]
+    assert texts == [
+        "/srv/www/wp-config.php:2: DB_PASSWORD: value is a call to base64_decode(), not a literal",
+        "/srv/www/wp-config.php:3: CLOSTE_CLIENT_API_KEY: value is a call to trim(), not a literal",
+    ]
+    joined = "\n".join(texts)
+    for secret in ("c2VjcmV0", "secret", "ck_live", "abc123def456ghi789", "ck_l"):
+        assert secret not in joined
+
+
+# Every piece of text in these expressions carries "Qz": none may reach the message.
+@pytest.mark.parametrize(
+    ("expression", "shape"),
+    [
+        ("'Qzpre' . 'Qzfix' . getenv('QzX')", "a concatenation of 3 parts"),
+        ("getenv('QzX') ?: 'Qzfallback'", "a conditional expression (?:)"),
+        ("$_ENV['QzX'] ?? 'Qzfallback'", "a null-coalescing expression (??)"),
+        ("QzOTHER_CONSTANT", "another constant"),
+        ("$Qzsecret", "a variable"),
+        ("\\Vault\\Client::get('Qzdb')", "a call to \\Vault\\Client::get()"),
+        ('"Qzpa$Qzword"', "a string that interpolates a variable or an expression"),
+        ("098712", "not a valid PHP number"),
+        ("['Qzs3cr3t']", "an array"),
+    ],
+)
+@pytest.mark.parametrize("name", ["DB_PASSWORD", "AUTH_SALT", "MY_TOKEN", "X_SECRET", "KEYRING"])
+def test_a_secret_constants_error_quotes_none_of_its_text(
+    name: str, expression: str, shape: str
+) -> None:
+    config = _parse(f"<?php\ndefine('{name}', {expression});\n")
+    [problem] = config.problems
+    text = str(problem)
+    assert text.startswith(f"/srv/www/wp-config.php:2: {name}: value is")
+    assert shape in text
+    assert "Qz" not in text.replace(name, "") and "98712" not in text

@@ -12,8 +12,12 @@ added to the query by :class:`_QueryKeyTransport`, below httpx's logging, so the
 httpx logs (``HTTP Request: GET .../getdomains``) never carries it. Results, events and
 messages are scrubbed of it too, in case Closte ever echoes it back.
 
-The hot path builds each ``httpx.Request`` itself from prepared URLs and headers and keeps
-no cookies: that halves httpx's per-request work, which matters at hundreds of calls a second.
+The wire is httpx's own transport (httpcore's connection pool), sized to ``concurrency``,
+with no transport-level retries (the client retries by result kind). The proxy comes from the
+environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), looked up once per client.
+
+Each ``httpx.Request`` is built from prepared URLs and headers, and no cookies are kept:
+Closte's API is stateless, and that spares httpx per-request work.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from http.cookiejar import CookieJar
 from importlib import metadata
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 from aiolimiter import AsyncLimiter
 
+from closte_sync.daemon.closte.listing import UnreadableItemError, read_listing
 from closte_sync.daemon.closte.results import (
     Answer,
     CallResult,
@@ -40,7 +46,6 @@ from closte_sync.daemon.closte.results import (
     ResultKind,
     classify_response,
 )
-from closte_sync.daemon.closte.transport import AiohttpTransport, proxy_for
 from closte_sync.daemon.events import EventSink, Level, NullSink, make_event
 from closte_sync.daemon.settings import ClosteSettings
 from closte_sync.shared.domains import DomainError, is_wildcard, normalize_domain
@@ -105,6 +110,22 @@ def build_call(operation: Operation, domain: str | None = None) -> ApiCall:
     path = "/adddomainalias" if operation == "add" else "/deletedomainalias"
     wildcard = "1" if is_wildcard(name) else "0"  # PHP's form encoding of the plugin's bool
     return ApiCall(operation, "POST", path, (("domain", name), ("wildcard", wildcard)), name)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY...).
+
+    httpx reads the environment only when it builds its own transports; the client gives it
+    one (wrapped by :class:`_QueryKeyTransport`), so it makes the same lookup here, once.
+    """
+    parts = urlsplit(url)
+    if parts.hostname is None or proxy_bypass(parts.hostname):
+        return None
+    proxies = getproxies()
+    found = proxies.get(parts.scheme) or proxies.get("all")
+    if not found:
+        return None
+    return found if "://" in found else f"http://{found}"
 
 
 class _QueryKeyTransport(httpx.AsyncBaseTransport):
@@ -173,9 +194,12 @@ class ClosteClient:
             write=settings.timeout_s,
             pool=settings.timeout_s,
         )
-        wire = AiohttpTransport(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=settings.concurrency,
+        wire = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            ),
+            retries=0,
             proxy=proxy_for(settings.base_url),
         )
         self._http = httpx.AsyncClient(
@@ -224,15 +248,22 @@ class ClosteClient:
         return self._finish(_result(answer, "test", None, sent))
 
     async def list_aliases(self) -> ListResult:
+        """What Closte holds, in full or not at all.
+
+        An answer with any item that cannot be read is UNREADABLE_LIST (not ok, not
+        transient, no domains): acting on part of a list could remove or re-add aliases.
+        """
         answer, sent = await self._call(build_call("list"))
         domains: tuple[str, ...] = ()
-        unreadable: tuple[str, ...] = ()
         if answer.kind is ResultKind.DONE:
             items = (answer.data or {}).get("domains")
-            if isinstance(items, list):
-                domains, unreadable = _read_domains(items)
-            else:
+            if not isinstance(items, list):
                 answer = Answer(ResultKind.MALFORMED_JSON, "the answer has no 'domains' list")
+            else:
+                try:
+                    domains = read_listing(items)
+                except UnreadableItemError as exc:
+                    answer = Answer(ResultKind.UNREADABLE_LIST, str(exc))
         result = ListResult(
             kind=answer.kind,
             operation="list",
@@ -242,7 +273,6 @@ class ClosteClient:
             attempts=sent.attempts,
             elapsed=sent.elapsed,
             domains=domains,
-            unreadable=unreadable,
         )
         return self._finish(result)
 
@@ -386,19 +416,3 @@ def _result(answer: Answer, operation: Operation, domain: str | None, sent: _Sen
         attempts=sent.attempts,
         elapsed=sent.elapsed,
     )
-
-
-def _read_domains(items: list[object]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names from ``getdomains`` items: plain strings or objects with a domain field."""
-    names: list[str] = []
-    unreadable: list[str] = []
-    for item in items:
-        raw = item.get("domain", item.get("name")) if isinstance(item, dict) else item
-        if not isinstance(raw, str):
-            unreadable.append(repr(item)[:100])
-            continue
-        try:
-            names.append(normalize_domain(raw))
-        except DomainError:
-            unreadable.append(raw[:100])
-    return tuple(sorted(set(names))), tuple(unreadable)

@@ -11,6 +11,21 @@ string. The wording closte-sync expects (and the sandbox speaks) is:
 - ``{"error": "Invalid or empty domain: <domain>"}``: a malformed or missing name;
 - HTTP 401 ``{"error": "Invalid API key"}``: the key is wrong (auth failure); a message
   about permissions (HTTP 403) means the key is valid but not allowed (permission failure).
+
+"Not found" is "already gone" only when it is about the domain (it names the domain, or its
+subject is the domain or alias). A 404, whatever its body, means the URL is wrong (the
+endpoint, so ``closte.base_url``), and "Application not found" means the key's application:
+neither says anything about the domain.
+
+Every kind falls in exactly one of four groups, which tell a caller what to do next:
+
+- successes (``is_success``): the alias is where it should be;
+- transient (``is_transient``): the same request may well succeed later; retry with backoff;
+- refusals (``is_refusal``): final for this domain until something changes (the name, or who
+  holds it): INVALID_DOMAIN, DOMAIN_TAKEN, REJECTED. Other domains are unaffected;
+- account-wide (``is_account_wide``): the key, its rights, the URL or Closte's answers are
+  wrong (AUTH_FAILED, PERMISSION_DENIED, ENDPOINT_NOT_FOUND, HTTP_ERROR, MALFORMED_JSON,
+  UNREADABLE_LIST). They say nothing about the domain; every other call would fail alike.
 """
 
 from __future__ import annotations
@@ -36,14 +51,16 @@ class ResultKind(StrEnum):
     AUTH_FAILED = "auth-failed"
     PERMISSION_DENIED = "permission-denied"
     REJECTED = "rejected"  # an error message we do not recognise
-    HTTP_ERROR = "http-error"  # another 4xx status
+    HTTP_ERROR = "http-error"  # another 3xx/4xx status
+    ENDPOINT_NOT_FOUND = "endpoint-not-found"  # HTTP 404: the URL is wrong, not the domain
     RATE_LIMITED = "rate-limited"
     SERVER_ERROR = "server-error"
     TIMEOUT = "timeout"
     CONNECTION_FAILED = "connection-failed"
     MALFORMED_JSON = "malformed-json"
     EMPTY_BODY = "empty-body"
-    HTML_PAGE = "html-page"
+    HTML_PAGE = "html-page"  # an HTML page with a 2xx or 5xx status (a proxy, maintenance)
+    UNREADABLE_LIST = "unreadable-list"  # getdomains items of a shape we cannot read
 
     @property
     def is_success(self) -> bool:
@@ -53,6 +70,16 @@ class ResultKind(StrEnum):
     def is_transient(self) -> bool:
         """Worth trying again later: the same request may well succeed."""
         return self in _TRANSIENT
+
+    @property
+    def is_refusal(self) -> bool:
+        """Final for this domain until something changes; other domains are unaffected."""
+        return self in _REFUSALS
+
+    @property
+    def is_account_wide(self) -> bool:
+        """About the key, its rights, the URL or the answers: nothing about the domain."""
+        return self in _ACCOUNT_WIDE
 
     @property
     def hint_id(self) -> str | None:
@@ -70,6 +97,17 @@ _TRANSIENT = frozenset(
         ResultKind.HTML_PAGE,
     }
 )
+_REFUSALS = frozenset({ResultKind.INVALID_DOMAIN, ResultKind.DOMAIN_TAKEN, ResultKind.REJECTED})
+_ACCOUNT_WIDE = frozenset(
+    {
+        ResultKind.AUTH_FAILED,
+        ResultKind.PERMISSION_DENIED,
+        ResultKind.ENDPOINT_NOT_FOUND,
+        ResultKind.HTTP_ERROR,
+        ResultKind.MALFORMED_JSON,
+        ResultKind.UNREADABLE_LIST,
+    }
+)
 _HINT_IDS: dict[ResultKind, str] = {
     ResultKind.INVALID_DOMAIN: "domain-invalid",
     ResultKind.DOMAIN_TAKEN: "closte-domain-taken",
@@ -84,6 +122,8 @@ _HINT_IDS: dict[ResultKind, str] = {
     ResultKind.MALFORMED_JSON: "closte-malformed-answer",
     ResultKind.EMPTY_BODY: "closte-malformed-answer",
     ResultKind.HTML_PAGE: "closte-html-page",
+    ResultKind.ENDPOINT_NOT_FOUND: "closte-html-page",  # its action: check base_url, proxy
+    ResultKind.UNREADABLE_LIST: "closte-malformed-answer",
 }
 
 
@@ -103,6 +143,11 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return self.kind.is_success
+
+    @property
+    def refused(self) -> bool:
+        """Closte refused this domain (an add or remove): hold it until something changes."""
+        return self.kind.is_refusal and self.operation in ("add", "remove")
 
     @property
     def hint(self) -> Hint | None:
@@ -125,15 +170,17 @@ class CallResult:
 
 @dataclass(frozen=True)
 class ListResult(CallResult):
-    """The aliases Closte holds (ASCII names), when ``ok``."""
+    """The aliases Closte holds (ASCII names, wildcards as ``*.name``).
+
+    All or nothing: ``domains`` is the complete list when ``ok``, and empty otherwise. An
+    answer with any item that cannot be read is UNREADABLE_LIST, its message naming the item.
+    """
 
     domains: tuple[str, ...] = ()
-    unreadable: tuple[str, ...] = ()  # items the answer held that are not domain names
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
         data["domains"] = list(self.domains)
-        data["unreadable"] = list(self.unreadable)
         return data
 
 
@@ -150,7 +197,21 @@ class Answer:
 # Message wording, matched case-insensitively as substrings (Closte's exact words may vary).
 _INVALID_DOMAIN = re.compile(r"\b(invalid|empty|malformed|bad|missing)\b[^.:]*\bdomain")
 _TAKEN_WORDS = ("another application", "another app", "other application", "in use", "used by")
-_ABSENT_WORDS = ("not found", "not exist", "doesn't exist", "no such", "unknown domain")
+_ABSENT_WORDS = (
+    "not found",
+    "not exist",
+    "doesn't exist",
+    "no such",
+    "unknown domain",
+    "already removed",
+    "already deleted",
+    "already gone",
+)
+# What a "not found" is about: the first of these subjects the message names.
+_SUBJECT = re.compile(
+    r"\b(?:(?P<domain>domain|alias)|(?P<endpoint>endpoint|route|url|path|page|method)"
+    r"|(?P<application>application|app|account|project))(?:es|s)?\b"
+)
 _PERMISSION_WORDS = ("permission", "not allowed", "not permitted", "insufficient", "privilege")
 _AUTH_WORDS = (
     "api key",
@@ -169,9 +230,16 @@ _AUTH_WORDS = (
 def classify_message(message: str, operation: Operation, domain: str | None) -> ResultKind:
     """The kind an ``{"error": message}`` answer means for this operation."""
     text = message.lower()
+    names_domain = domain is not None and domain != "" and domain.lower() in text
     if domain:
         # The name itself may contain any of the words below ("apikey.com").
         text = text.replace(domain.lower(), " ")
+    absent = any(word in text for word in _ABSENT_WORDS)
+    subject = _subject(text, names_domain)
+    if absent and subject == "endpoint":
+        return ResultKind.ENDPOINT_NOT_FOUND  # "API endpoint not found": the URL is wrong
+    if absent and subject == "application":
+        return ResultKind.AUTH_FAILED  # "Application not found": the key's application
     # Key and permission words first: "Invalid API key for domain ..." is about the key.
     if any(word in text for word in _PERMISSION_WORDS):
         return ResultKind.PERMISSION_DENIED
@@ -179,18 +247,25 @@ def classify_message(message: str, operation: Operation, domain: str | None) -> 
         return ResultKind.AUTH_FAILED
     if _INVALID_DOMAIN.search(text):
         return ResultKind.INVALID_DOMAIN
-    if "already" in text or "exists" in text:
-        if any(word in text for word in _TAKEN_WORDS):
-            return ResultKind.DOMAIN_TAKEN
-        if operation == "remove" and any(w in text for w in ("removed", "deleted", "gone")):
-            return ResultKind.ALREADY_ABSENT
-        if operation == "add":
-            return ResultKind.ALREADY_PRESENT
-    if operation == "remove" and any(word in text for word in _ABSENT_WORDS):
-        return ResultKind.ALREADY_ABSENT
     if any(word in text for word in _TAKEN_WORDS):
         return ResultKind.DOMAIN_TAKEN
+    if absent:
+        # Only a "not found" about the domain (it names it, or the domain or alias is the
+        # subject) is "already gone"; a bare "Not found" could be anything.
+        if operation == "remove" and subject == "domain":
+            return ResultKind.ALREADY_ABSENT
+        return ResultKind.REJECTED
+    if ("already" in text or "exists" in text) and operation == "add":
+        return ResultKind.ALREADY_PRESENT
     return ResultKind.REJECTED
+
+
+def _subject(text: str, names_domain: bool) -> str | None:
+    """What the message is about: the first subject word, else the domain if it names it."""
+    found = _SUBJECT.search(text)
+    if found is not None:
+        return found.lastgroup
+    return "domain" if names_domain else None
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -221,6 +296,8 @@ def _by_status(status: int) -> ResultKind:
         return ResultKind.AUTH_FAILED
     if status == 403:
         return ResultKind.PERMISSION_DENIED
+    if status == 404:
+        return ResultKind.ENDPOINT_NOT_FOUND
     return ResultKind.HTTP_ERROR
 
 
@@ -241,6 +318,15 @@ def classify_response(
             _error_text(body) or "too many requests",
             parse_retry_after(retry_after_header, now),
         )
+    if status == 404:
+        # Whatever the body says (even "Domain alias not found"): the URL names no endpoint.
+        return Answer(ResultKind.ENDPOINT_NOT_FOUND, f"HTTP 404: {_endpoint_hint(body)}")
+    if 300 <= status < 500:
+        # The client follows no redirects: one means base_url is not Closte's API URL.
+        if status < 400:
+            return Answer(ResultKind.HTTP_ERROR, f"HTTP {status}: a redirect; check base_url")
+        if looks_like_html(content_type, body):
+            return Answer(_by_status(status), f"an HTML page (HTTP {status}), not Closte's JSON")
     if looks_like_html(content_type, body):
         return Answer(ResultKind.HTML_PAGE, f"an HTML page (HTTP {status}), not Closte's JSON")
     if status >= 500:
@@ -267,6 +353,12 @@ def classify_response(
         note = data.get("message")
         return Answer(ResultKind.DONE, str(note) if note is not None else None, data=data)
     return Answer(ResultKind.MALFORMED_JSON, f"neither success nor error: {_snippet(body)}")
+
+
+def _endpoint_hint(body: str) -> str:
+    said = _error_text(body)
+    what = f"Closte said {said!r}" if said else "no such endpoint"
+    return f"{what}; check [closte] base_url"
 
 
 def _json_object(body: str) -> dict[str, Any] | None:

@@ -160,8 +160,6 @@ def _print_result(result: CallResult, out: TextIO) -> None:
         out.write(f"{len(result.domains)} alias(es):\n")
         for name in result.domains:
             out.write(f"  {display(name)}\n")
-        for item in result.unreadable:
-            out.write(f"  (unreadable item: {item})\n")
     hint = None if result.ok else result.hint
     if hint is not None:
         _print_hint(hint, out)

@@ -1,6 +1,7 @@
 """`closte-sync config`: the effective configuration, one line per key, and where it came from.
 
-Secrets show only their mask; the database connection shows ``describe()`` (no password).
+Secrets show only their mask; the database connection shows ``describe()`` and, for MySQL,
+the password's length (never any of its characters).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def _shown(value: object) -> str | int | float | bool | list[str] | None:
     if isinstance(value, Secret):
         return value.masked if value else None
     if isinstance(value, DatabaseConnection):
+        if value.kind == "mysql":
+            return f"{value.describe()} password {value.password.masked}"
         return value.describe()
     if isinstance(value, Path):
         return str(value)

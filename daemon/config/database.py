@@ -128,7 +128,7 @@ def parse_database_url(
         return mysql_connection(
             name=name,
             user=unquote(parts.username or ""),
-            password=Secret(unquote(parts.password or "")),
+            password=Secret(unquote(parts.password or ""), kind="password"),
             host=parts.hostname or "",
             port=port,
             socket=socket,

@@ -476,7 +476,7 @@ def _wp_mysql(
     connection = mysql_connection(
         name=value["DB_NAME"],
         user=value["DB_USER"],
-        password=Secret(value["DB_PASSWORD"]),
+        password=Secret(value["DB_PASSWORD"], kind="password"),
         host=host.host,
         port=host.port,
         socket=host.socket,

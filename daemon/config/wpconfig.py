@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Final, Literal
 
 from closte_sync.daemon.config.php_lexer import Kind, Lexed, PhpValue, Token, tokenize
-from closte_sync.shared.secret import mask
 
 TABLE_PREFIX: Final = "$table_prefix"
 
-# Constants whose values are secrets: an unreadable expression is shown with its string
-# literals masked, except the first argument of a call (it names where the value comes from).
+# Constants whose values are secrets (CLOSTE_CLIENT_API_KEY, DB_PASSWORD, the salts...): an
+# unreadable value is described by its shape only ("a call to base64_decode()"), never by
+# any of its text, which may hold the secret or an encoding of it.
 _SECRET_NAME = re.compile(r"PASSWORD|PASS$|PWD|KEY|SALT|SECRET|TOKEN", re.IGNORECASE)
 _MAX_SHOWN: Final = 80
 _NOT_DEFINE_BEFORE: Final = ("->", "?->", "::")
@@ -188,7 +188,7 @@ class _Reader:
             or name_token.kind is not Kind.STRING
             or not isinstance(name_token.value, str)
         ):
-            shown = self._render(args[0], secret=False)
+            shown = self._render(args[0])
             self._problem(line, "syntax", f"define() name is not a string literal ({shown})")
             return close + 1
         name = name_token.value
@@ -276,11 +276,13 @@ class _Reader:
         if len(inner) == 2 and inner[0].is_op("-", "+") and inner[1].kind is Kind.NUMBER:
             sign = -1 if inner[0].text == "-" else 1
             inner = inner[1:]
+        secret = is_secret_name(name)
         if len(inner) == 1:
             token = inner[0]
             if token.kind in (Kind.STRING, Kind.NUMBER):
                 if token.unreadable is not None:
-                    return Unreadable(name, line, token.unreadable)
+                    reason = _secret_literal_reason(token) if secret else token.unreadable
+                    return Unreadable(name, line, reason)
                 value = token.value
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     value = sign * value
@@ -292,7 +294,9 @@ class _Reader:
             return Defined(name, {"true": True, "false": False}.get(inner[1].text.lower()), line)
         if not tokens:
             return Unreadable(name, line, "value is missing")
-        shown = self._render(tokens, secret=bool(_SECRET_NAME.search(name)))
+        if secret:
+            return Unreadable(name, line, f"value is {describe_shape(inner)}, not a literal")
+        shown = self._render(tokens)
         return Unreadable(name, line, f"value is an expression ({shown}), not a literal")
 
     def _record(self, definition: Definition, *, guarded: bool) -> None:
@@ -311,16 +315,15 @@ class _Reader:
                 name,
             )
 
-    def _render(self, tokens: Sequence[Token], *, secret: bool) -> str:
-        """The expression as written, one space between tokens; no comments, no secrets."""
+    def _render(self, tokens: Sequence[Token]) -> str:
+        """The expression as written, one space between tokens, no comments (never used for
+        a secret constant's value: see :func:`describe_shape`)."""
         parts: list[str] = []
         previous: Token | None = None
-        for k, token in enumerate(tokens):
+        for token in tokens:
             if previous is not None and token.start > previous.end:
                 parts.append(" ")
             text = " ".join(token.text.split()) if token.kind is Kind.STRING else token.text
-            if secret and token.kind is Kind.STRING and not _names_a_source(tokens, k):
-                text = "'" + (mask(token.value) if isinstance(token.value, str) else "…") + "'"
             parts.append(text)
             previous = token
         shown = "".join(parts)
@@ -348,6 +351,104 @@ def _unwrap(tokens: Sequence[Token]) -> Sequence[Token]:
     return tokens
 
 
-def _names_a_source(tokens: Sequence[Token], k: int) -> bool:
-    """A string that is the first argument of a call, like the name in getenv('X')."""
-    return k >= 2 and tokens[k - 1].is_op("(") and tokens[k - 2].kind is Kind.NAME
+def is_secret_name(name: str) -> bool:
+    """Whether the constant ``name`` holds a secret (a key, salt, password, secret, token)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def _secret_literal_reason(token: Token) -> str:
+    """Why a secret's string or number literal cannot be read, without any of its text."""
+    if token.kind is Kind.NUMBER:
+        return "value is not a valid PHP number"
+    reason = token.unreadable or ""
+    if "interpolates" in reason:  # the lexer's reason quotes the variable: say it in general
+        return "value is a string that interpolates a variable or an expression, not a literal"
+    # The lexer's other reasons (bad UTF-8, a bad \u{...} escape) quote none of the text.
+    return reason
+
+
+_INFIX: Final = {
+    ".": "a concatenation",
+    "??": "a null-coalescing expression (??)",
+    "?": "a conditional expression (?:)",
+    "?:": "a conditional expression (?:)",
+    "||": "a logical expression",
+    "&&": "a logical expression",
+    "or": "a logical expression",
+    "and": "a logical expression",
+    "+": "an arithmetic expression",
+    "-": "an arithmetic expression",
+    "*": "an arithmetic expression",
+    "/": "an arithmetic expression",
+}
+
+
+def describe_shape(tokens: Sequence[Token]) -> str:
+    """What kind of expression ``tokens`` is, in words, naming code (a function, an
+    operator) but quoting none of its strings, numbers or names of constants."""
+    tokens = _unwrap(tokens)
+    top = _top_level(tokens)[1:]  # a leading operator is a sign, not an infix
+    for op, words in _INFIX.items():
+        parts = sum(1 for t in top if t.is_op(op) or t.is_name(op))
+        if parts:
+            return f"{words} of {parts + 1} parts" if op == "." else words
+    callee = _callee(tokens)
+    if callee is not None:
+        return f"a call to {callee}()"
+    if len(tokens) == 1:
+        kind = tokens[0].kind
+        if kind is Kind.NAME:
+            return "another constant"
+        if kind is Kind.VARIABLE:
+            return "a variable"
+        if kind is Kind.STRING:
+            return "a string"
+    if tokens and (tokens[0].is_op("[") or tokens[0].is_name("array")):
+        return "an array"
+    if tokens and tokens[0].is_op("!", "-", "+", "~"):
+        return "a unary expression"
+    return f"an expression of {len(tokens)} tokens"
+
+
+def _top_level(tokens: Sequence[Token]) -> list[Token]:
+    """The tokens outside any parentheses or brackets."""
+    depth = 0
+    found: list[Token] = []
+    for token in tokens:
+        if token.is_op("(", "[", "{"):
+            depth += 1
+        elif token.is_op(")", "]", "}"):
+            depth -= 1
+        elif depth == 0:
+            found.append(token)
+    return found
+
+
+def _callee(tokens: Sequence[Token]) -> str | None:
+    """``name`` (or ``Class::name``, ``\\name``) when ``tokens`` is one whole call."""
+    if not tokens or not tokens[-1].is_op(")"):
+        return None
+    head: list[str] = []
+    for k, token in enumerate(tokens):
+        if token.is_op("("):
+            if not head or head[-1] in ("\\", "::"):
+                return None
+            close = _matching_close(tokens, k)
+            return "".join(head) if close == len(tokens) - 1 else None
+        if token.kind is Kind.NAME or token.is_op("\\", "::"):
+            head.append(token.text)
+        else:
+            return None
+    return None
+
+
+def _matching_close(tokens: Sequence[Token], open_index: int) -> int:
+    depth = 0
+    for k in range(open_index, len(tokens)):
+        if tokens[k].is_op("(", "[", "{"):
+            depth += 1
+        elif tokens[k].is_op(")", "]", "}"):
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
