@@ -132,13 +132,10 @@ async def reconcile_once(
     report = PassReport(dry_run=dry_run)
     wishes = {name: Wish(d.origin, stable_place(d)) for name, d in desired.items()}
     listed = await closte.list_aliases()
-    if not listed.ok or listed.unreadable:
-        # Without Closte's own list we cannot tell what to add or remove safely: only the
-        # wishes are recorded, and the next pass tries again.
-        why = listed.message if listed.ok else f"{listed.kind} ({listed.message})"
-        if listed.ok:
-            why = f"items it cannot read: {', '.join(listed.unreadable[:5])}"
-        report.error = f"listing Closte's aliases failed: {why}"
+    if not listed.ok:
+        # Without Closte's own list, read in full, we cannot tell what to add or remove
+        # safely: only the wishes are recorded, and the next pass tries again.
+        report.error = f"listing Closte's aliases failed: {listed.kind} ({listed.message})"
         events.emit(make_event(Level.ERROR, KIND, report.error))
         if not dry_run:
             await store.ledger.settle(wishes, None, now=now())

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from closte_sync.shared.secret import Secret, mask, spellings
+from closte_sync.shared.secret import Secret, spellings
 
 
 class Scrubber:
@@ -25,7 +25,7 @@ class Scrubber:
             return
         for form in spellings(value):
             if all(form != known for known, _ in self._values):
-                self._values.append((form, mask(value)))
+                self._values.append((form, secret.masked))
         # Longest first, so a secret that contains another is masked as a whole.
         self._values.sort(key=lambda pair: len(pair[0]), reverse=True)
 
