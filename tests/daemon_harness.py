@@ -42,7 +42,8 @@ class Site:
             }
         )
         env.update(extra)
-        return env
+        # An empty value unsets the variable (so a config file can speak for that key).
+        return {key: value for key, value in env.items() if value != ""}
 
     def held(self) -> set[str]:
         return set(self.sandbox.state.held(self.sandbox.api_key))
@@ -125,11 +126,15 @@ class DaemonProcess:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, site: Site, *args: str, **env: str) -> DaemonProcess:
+    async def start(
+        cls, site: Site, *args: str, config: Path | None = None, **env: str
+    ) -> DaemonProcess:
+        global_args = ["--config", str(config)] if config is not None else []
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "closte_sync.daemon.cli",
+            *global_args,
             "daemon",
             *args,
             env=site.env(**env),

@@ -3,6 +3,9 @@ and a domains file. Each step waits for the daemon's own line saying it happened
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import socket
 import time
 from pathlib import Path
 
@@ -146,3 +149,50 @@ async def test_on_mariadb_a_mapping_goes_live_and_is_written_back(
             assert "maria.example.test" not in site.held()
         finally:
             await daemon.kill()
+
+
+async def test_systemd_hears_ready_status_and_watchdog_pings(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = lay_out(closte_sandbox, tmp_path, file_lines=["notify.example.test"])
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    daemon = await DaemonProcess.start(site, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
+    try:
+        seen: set[str] = set()
+        async with asyncio.timeout(30):
+            while not {"READY=1", "WATCHDOG=1", "STATUS"} <= seen:
+                message = (await loop.sock_recv(sock, 4096)).decode()
+                for line in message.splitlines():
+                    seen.add(line if "=1" in line else line.split("=", 1)[0])
+        assert await daemon.stop() == 0
+        stopping = (await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)).decode()
+        while "STOPPING=1" not in stopping:
+            stopping = (await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)).decode()
+    finally:
+        await daemon.kill()
+        sock.close()
+
+
+async def test_sighup_reloads_the_configuration(closte_sandbox: Sandbox, tmp_path: Path) -> None:
+    site = lay_out(closte_sandbox, tmp_path, file_lines=["first.example.test"])
+    other = tmp_path / "other-domains.txt"
+    other.write_text("second.example.test\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[domains_file]\npath = "{site.domains_file}"\n')
+    daemon = await DaemonProcess.start(site, config=config, CLOSTE_SYNC_DOMAINS_FILE_PATH="")
+    try:
+        await daemon.wait_for("add first.example.test: done")
+        config.write_text(f'[domains_file]\npath = "{other}"\n')
+        mark = len(daemon.lines)
+        daemon.process.send_signal(signal.SIGHUP)
+        await daemon.wait_for("reloading", start=mark)
+        await daemon.wait_for("add second.example.test: done", start=mark)
+        assert "second.example.test" in site.held()
+        # The first file's domain has no source any more: it is removed again.
+        await daemon.wait_for("remove first.example.test: done", start=mark)
+    finally:
+        await daemon.kill()
