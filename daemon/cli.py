@@ -60,6 +60,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "closte_sync.daemon.commands.release",
         "let removals the guard held back go ahead",
     ),
+    "tui": (
+        "closte_sync.daemon.commands.tui",
+        "the terminal UI: domains, logs, troubleshooting, settings",
+    ),
 }
 
 

@@ -388,6 +388,9 @@ class DomainRow:
             return f"state {self.state}"
         if self.last_error:
             return "last call failed"
+        if self.stage in CHECKING_STAGES and self.hint and self.tries >= 2:
+            limit = f" of {self.max_tries}" if self.max_tries else ""
+            return f"{self.stage}: try {self.tries}{limit} failed"
         if (
             self.stage in CHECKING_STAGES
             and self.stage_since is not None

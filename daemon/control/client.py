@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -92,12 +93,19 @@ class ControlClient:
         *,
         on_push: Callable[[PushMessage], None] | None = None,
         timeout: float = CONNECT_TIMEOUT_S,
+        sock: socket.socket | None = None,
     ) -> ControlClient:
-        """Connect and read the hello; DaemonUnavailable or ControlError (refused) if not."""
+        """Connect and read the hello; DaemonUnavailable or ControlError (refused) if not.
+
+        ``sock``: a socket already connected to ``path`` (handed over by another process,
+        say), used instead of connecting."""
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path), limit=MAX_ANSWER_BYTES), timeout
+            opening = (
+                asyncio.open_unix_connection(sock=sock, limit=MAX_ANSWER_BYTES)
+                if sock is not None
+                else asyncio.open_unix_connection(str(path), limit=MAX_ANSWER_BYTES)
             )
+            reader, writer = await asyncio.wait_for(opening, timeout)
         except OSError as exc:
             raise DaemonUnavailable(unavailable_reason(path, exc)) from None
         except TimeoutError:
