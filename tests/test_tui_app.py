@@ -285,3 +285,70 @@ async def test_a_read_only_user_sees_actions_greyed_out_with_why(socket_dir: Pat
             )
             assert "READ ONLY" in text_of(app, "#role")
         assert up.actions.calls == []
+
+
+async def test_paging_back_to_the_oldest_event_fetches_only_what_is_shown(
+    running: Running,
+) -> None:
+    for i in range(2600):
+        running.store.events.emit(make_event(Level.DEBUG, "bulk", f"bulk {i}"))
+    await running.store.events.flush()
+    async with tui(running.path) as (app, pilot, messages):
+        await pilot.press("2")
+        view = app.main.query_one(LogView)
+        assert view.model.total == 2605
+        assert view.model.row(2604).message == "bulk 2599"  # type: ignore[union-attr]
+        assert view.model.row(0) is None  # not fetched: only the newest page is held
+        messages.clear()
+        view.focus()
+        await pilot.press("home")
+        await messages.wait(
+            lambda m: isinstance(m, LogView.Updated) and view.model.row(0) is not None
+        )
+        assert not view.follow
+        assert view.model.row(0).message == "pass started"  # type: ignore[union-attr]
+        assert view.model.row(5).message == "bulk 0"  # type: ignore[union-attr]
+        assert "pass started" in "".join(seg.text for seg in view.render_line(0))
+
+
+async def test_sorting_help_and_the_command_palette(running: Running) -> None:
+    async with tui(running.path) as (app, pilot, _):
+        pane = app.main.query_one("#domains-pane")
+        table(app).focus()
+        await pilot.press("s")  # domain -> source
+        assert pane.sort_column == ("origin", False)  # type: ignore[attr-defined]
+        assert table(app).get_row_at(0)[1] == "database"
+        await pilot.press("S")
+        assert table(app).get_row_at(0)[1] == "site"
+
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Resync now", "Test the Closte connection", "Go to Logs"} <= set(titles)
+
+
+async def test_settings_show_the_held_plan_and_run_the_actions(running: Running) -> None:
+    running.actions.status["held_plan"] = {
+        "id": "plan-7f3a",
+        "domains": ["old-1.example.com", "old-2.example.com"],
+    }
+    async with tui(running.path) as (app, pilot, messages):
+        await pilot.press("4")
+        plan = text_of(app, "#held-plan")
+        assert "Plan plan-7f3a removes exactly these aliases" in plan
+        assert "old-1.example.com" in plan and "old-2.example.com" in plan
+        assert "removals held" in text_of(app, "#last-pass")
+
+        messages.clear()
+        await pilot.click("#release")
+        await messages.wait(lambda m: isinstance(m, StatusUpdated))
+        assert ("release", "plan-7f3a") in running.actions.calls
+        assert text_of(app, "#held-plan") == "None: the guard holds nothing back."
+
+        settings = app.main.query_one("#settings-pane")
+        worker = settings.test_closte()  # type: ignore[attr-defined]
+        await worker.wait()
+        assert text_of(app, "#test-result").startswith("Closte accepted the key ck_l…")

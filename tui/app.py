@@ -130,12 +130,15 @@ class ClosteSyncApp(App[None]):
         bar = self.main.query_one(TopBar)
         if state != "connected":
             self.ready.clear()
+        bar.query_one("#badge").tooltip = detail
         if state == "disconnected":
             bar.show_connection(
                 state, f"(retry {self._link.attempt} in {self._link.next_retry_s:g} s)"
             )
             if was == "connected":
                 self.notify(f"The daemon went away: {detail}", severity="warning", timeout=6)
+            elif self._link.attempt == 1:
+                self.notify(f"Cannot reach the daemon: {detail}", severity="error", timeout=8)
         else:
             bar.show_connection(state)
         self._show_access()

@@ -162,7 +162,11 @@ def render_detail(detail: dict[str, Any] | None, now: float) -> Text:
 
 
 class DomainsPane(Vertical):
-    BINDINGS: ClassVar[list[BindingType]] = [("escape", "clear_filter", "Clear filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        ("escape", "clear_filter", "Clear filter"),
+        ("s", "sort_next", "Sort"),
+        ("S", "sort_reverse", "Reverse sort"),
+    ]
 
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -210,6 +214,21 @@ class DomainsPane(Vertical):
         self._reverse = not self._reverse if column == self._sort else False
         self._sort = column
         self._rebuild()
+
+    def action_sort_next(self) -> None:
+        keys = [key for key, _ in COLUMNS]
+        self._sort = keys[(keys.index(self._sort) + 1) % len(keys)]
+        self._reverse = False
+        self._rebuild()
+        self.app.notify(f"sorted by {dict(COLUMNS)[self._sort].lower()}", timeout=2)
+
+    def action_sort_reverse(self) -> None:
+        self._reverse = not self._reverse
+        self._rebuild()
+
+    @property
+    def sort_column(self) -> tuple[str, bool]:
+        return self._sort, self._reverse
 
     def set_rows(self, rows: Iterable[DomainRow]) -> None:
         self._rows = {row.domain: row for row in rows}

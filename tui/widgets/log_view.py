@@ -150,6 +150,7 @@ class LogView(ScrollView, can_focus=True):
         self._lines.clear()
         self._relayout()
         self.refresh()
+        self.post_message(self.Updated(self.model.total))
         self._want_visible()
 
     # -- follow ---------------------------------------------------------------------------
