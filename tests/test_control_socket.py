@@ -4,6 +4,7 @@ subscribers, the socket file itself, and secrets kept out of everything served."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import json
 import os
@@ -445,3 +446,25 @@ async def test_no_secret_crosses_the_socket(running: Running) -> None:
     assert "adddomainalias" in everything
     assert API_KEY not in everything and DB_PASSWORD not in everything
     assert mask(API_KEY) in everything  # the status's Secret, shown masked
+
+
+async def test_a_peer_that_floods_requests_without_reading_is_cut_off(socket_dir: Path) -> None:
+    limits = ServerLimits(max_pending_pushes=50, stall_timeout_s=0.5, abort_after_s=0.1)
+    async with running_server(socket_dir, limits=limits) as up:
+        flooder = await StuckPeer.open(up.path)
+        dropped = asyncio.ensure_future(
+            wait_for_event(up, lambda e: e.kind == "control" and "dropped" in e.message)
+        )
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        garbage = b"x\n" * 50_000  # each line earns an error answer nobody reads
+        # Sending stops when the server stops reading (it waits for its answers to drain)
+        # or when it hangs up.
+        with contextlib.suppress(OSError, TimeoutError):
+            for _ in range(100):
+                await asyncio.wait_for(loop.sock_sendall(flooder.sock, garbage), 5)
+        notice = await dropped
+        assert "read nothing" in notice.message
+        async with await ControlClient.connect(up.path) as other:
+            assert (await other.call(Op.STATUS))["domains"]["total"] == 4
+        flooder.sock.close()

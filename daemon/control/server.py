@@ -155,6 +155,7 @@ class _Connection:
         self._dirty_all = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._drained = asyncio.Event()  # set whenever the writer has caught up
         self.dropped = False
 
     # -- the hub's side: called from the daemon's code path, never blocks ------------------
@@ -198,6 +199,7 @@ class _Connection:
         if self.dropped:
             return
         self.dropped = True
+        self._drained.set()
         self._server.hub.remove(self)
         self._out.clear()
         self._dirty.clear()
@@ -223,6 +225,7 @@ class _Connection:
     def abort(self) -> None:
         """The server is closing: stop at once, answer nothing more."""
         self.dropped = True
+        self._drained.set()
         self._server.hub.remove(self)
         self._out.clear()
         for task in list(self._in_flight):
@@ -252,6 +255,11 @@ class _Connection:
         splitter = LineSplitter(MAX_REQUEST_BYTES)
         try:
             while not self.dropped:
+                # A peer that sends faster than it reads its answers waits here, so the
+                # answers queued for it stay bounded.
+                while len(self._out) > self._limits.max_pending_pushes and not self.dropped:
+                    self._drained.clear()
+                    await self._drained.wait()
                 data = await self._reader.read(65536)
                 if not data:
                     break
@@ -366,6 +374,8 @@ class _Connection:
                 return
             except (ConnectionError, OSError):
                 return
+            finally:
+                self._drained.set()
 
     async def _queue_domain_rows(self) -> None:
         if self._dirty_all:
