@@ -44,6 +44,34 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "closte_sync.daemon.commands.demo",
         "read the sources and sync them to the built-in sandbox, start to finish",
     ),
+    "status": (
+        "closte_sync.daemon.commands.status",
+        "the running daemon's state; exits 1 when it is behind or holds removals back",
+    ),
+    "logs": (
+        "closte_sync.daemon.commands.logs",
+        "the daemon's event log (--follow for new events)",
+    ),
+    "domains": (
+        "closte_sync.daemon.commands.domains",
+        "every domain with its stage, tries, checks and last error",
+    ),
+    "retry": (
+        "closte_sync.daemon.commands.retry",
+        "check a domain again now, with its tries reset",
+    ),
+    "set": (
+        "closte_sync.daemon.commands.set_value",
+        "change a setting live: interval (10..300 s), dns-tries, ssl-tries",
+    ),
+    "release": (
+        "closte_sync.daemon.commands.release",
+        "let removals the guard held back go ahead",
+    ),
+    "tui": (
+        "closte_sync.daemon.commands.tui",
+        "the terminal UI: domains, logs, troubleshooting, settings",
+    ),
 }
 
 

@@ -1,0 +1,142 @@
+"""What the socket subcommands (status, logs, domains, retry, set, release, tui) share:
+where the socket is, connecting with a clear message when the daemon is not there, and
+printing errors as text or JSON.
+
+Exit status: 0 done, 1 the daemon said no (or status is unhealthy), 2 usage or
+configuration, 3 the daemon cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from closte_sync.daemon.config import ConfigError, load_config
+from closte_sync.daemon.control.client import ControlClient, ControlError, DaemonUnavailable
+from closte_sync.daemon.settings import SocketSettings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        metavar="PATH",
+        help="the daemon's control socket (default: [socket] path from the configuration)",
+    )
+
+
+def socket_path(args: argparse.Namespace, err: TextIO | None = None) -> Path:
+    """--socket, else ``[socket] path`` of the configuration, else the default path."""
+    given: Path | None = getattr(args, "socket", None)
+    if given is not None:
+        return given
+    try:
+        return load_config(getattr(args, "config", None)).settings.socket.path
+    except ConfigError as exc:
+        default = SocketSettings().path
+        (err or sys.stderr).write(f"closte-sync: configuration error ({exc}); trying {default}\n")
+        return default
+
+
+def print_error(
+    args: argparse.Namespace, code: str, message: str, out: TextIO, err: TextIO
+) -> None:
+    if getattr(args, "json", False):
+        out.write(json.dumps({"ok": False, "error": {"code": code, "message": message}}) + "\n")
+    else:
+        err.write(f"closte-sync: {message}\n")
+
+
+def run_with_client(
+    args: argparse.Namespace,
+    body: Callable[[ControlClient], Awaitable[int]],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Connect, run ``body``, and turn the ways it can fail into messages and exit codes."""
+
+    async def main(out: TextIO, err: TextIO) -> int:
+        path = socket_path(args, err)
+        try:
+            async with await ControlClient.connect(path) as client:
+                return await body(client)
+        except DaemonUnavailable as exc:
+            print_error(args, "unreachable", str(exc), out, err)
+            return EXIT_UNREACHABLE
+        except ControlError as exc:
+            print_error(args, str(exc.code), exc.message, out, err)
+            return EXIT_USAGE if exc.code == "bad_args" else EXIT_FAILED
+
+    return asyncio.run(main(out or sys.stdout, err or sys.stderr))
+
+
+def print_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# -- times -------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """'10m', '2h', '1d' (ago), an ISO date or time (local unless it says), or epoch
+    seconds; ValueError says which forms are accepted."""
+    at = time.time() if now is None else now
+    match = _RELATIVE.match(text)
+    if match:
+        number = float(match.group(1))
+        unit = (match.group(2) or "s").lower()
+        if match.group(2) is None and number > 100_000_000:
+            return number  # epoch seconds
+        return at - number * _UNITS[unit]
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: use an age like 30s, 10m, 2h, 1d, a date like 2026-01-31, "
+            "a time like '2026-01-31 14:00', or seconds since the epoch"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time, as the operator reads the clock
+    return parsed.timestamp()
+
+
+def clock(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def age(at: float | None, now: float) -> str:
+    """'45 s ago', 'in 4 min', '-'."""
+    if at is None:
+        return "-"
+    delta = now - at
+    later = delta < 0
+    seconds = abs(delta)
+    if seconds < 90:
+        text = f"{seconds:.0f} s"
+    elif seconds < 90 * 60:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 36 * 3600:
+        text = f"{seconds / 3600:.0f} h"
+    else:
+        text = f"{seconds / 86400:.0f} d"
+    return f"in {text}" if later else f"{text} ago"

@@ -1,0 +1,113 @@
+"""Snapshots of the TUI's screens (pytest-textual-snapshot), stable by construction: a
+fixed clock, fixed rows, UTC, no cursor blink. Update with `pytest --snapshot-update`.
+
+The screenshot runs the app in an event loop of its own, so the control server runs in a
+thread with its own loop, against a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from control_fixtures import NOW, running_server, socket_dir
+from textual.pilot import Pilot
+
+from closte_sync.tui.app import ClosteSyncApp
+from closte_sync.tui.link import Backoff
+
+__all__ = ["socket_dir"]
+
+SIZE = (130, 36)
+
+
+class ServerThread:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "control.sock"
+        self._loop = asyncio.new_event_loop()
+        self._up = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported by start()
+            self.error = exc
+            self._up.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with running_server(self.folder):
+            self._up.set()
+            await self._stop.wait()
+
+    def start(self) -> None:
+        self._thread.start()
+        assert self._up.wait(30), "the server did not start"
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@pytest.fixture
+def server(socket_dir: Path) -> Iterator[ServerThread]:
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    thread = ServerThread(socket_dir)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+        if previous is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = previous
+        time.tzset()
+
+
+def app_for(server: ServerThread) -> ClosteSyncApp:
+    return ClosteSyncApp(server.path, clock=lambda: NOW, backoff=Backoff(0.05, 0.2), blink=False)
+
+
+def loaded(*keys: str) -> Callable[[Pilot[None]], object]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, ClosteSyncApp)
+        await asyncio.wait_for(app.ready.wait(), 20)
+        pane = app.main.query_one("#domains-pane")
+        await asyncio.wait_for(pane.detail_shown.wait(), 20)  # type: ignore[attr-defined]
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_domains_screen(server: ServerThread, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded())
+
+
+def test_logs_screen(server: ServerThread, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded("2"))
+
+
+def test_troubleshooting_screen(server: ServerThread, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded("3"))
+
+
+def test_settings_screen(server: ServerThread, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded("4"))
