@@ -110,7 +110,7 @@ async def seed(store: Store) -> None:
         "shop.example.com", DomainOrigin.DATABASE, place="wp_wu_domain_mappings#1", now=NOW - 3600
     )
     await ledger.mark_adding("shop.example.com", now=NOW - 3590)
-    await ledger.mark_held("shop.example.com", now=NOW - 3580)
+    await ledger.confirm_added("shop.example.com", now=NOW - 3580)
     await stages.record_check(
         "shop.example.com",
         CheckKind.TLS,
@@ -127,7 +127,7 @@ async def seed(store: Store) -> None:
 
     await ledger.want("blog.example.org", DomainOrigin.FILE, place="domains.txt:2", now=NOW - 1200)
     await ledger.mark_adding("blog.example.org", now=NOW - 1190)
-    await ledger.mark_held("blog.example.org", now=NOW - 1180)
+    await ledger.confirm_added("blog.example.org", now=NOW - 1180)
     await stages.record_check(
         "blog.example.org",
         CheckKind.DNS,
@@ -152,7 +152,7 @@ async def seed(store: Store) -> None:
         "broken.example.com", DomainOrigin.DATABASE, place="wp_wu_domain_mappings#4", now=NOW - 9000
     )
     await ledger.mark_adding("broken.example.com", now=NOW - 8990)
-    await ledger.mark_held("broken.example.com", now=NOW - 8980)
+    await ledger.confirm_added("broken.example.com", now=NOW - 8980)
     await stages.record_check(
         "broken.example.com",
         CheckKind.DNS,

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from closte_sync.daemon.config import ConfigError, LoadedConfig
+from closte_sync.daemon.control.server import ControlServer, ControlServerError
 from closte_sync.daemon.events import EventSink, Level, make_event
 from closte_sync.daemon.plan import HeldRemovals
 from closte_sync.daemon.reconcile import PassReport
+from closte_sync.daemon.service.actions import DaemonControl
 from closte_sync.daemon.service.engine import Engine
 from closte_sync.daemon.service.notify import Notifier
 from closte_sync.daemon.service.supervisor import SourceSupervisor
@@ -84,6 +86,7 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
+        self._control: DaemonControl | None = None
 
     # -- life --------------------------------------------------------------------------
 
@@ -116,6 +119,9 @@ class Daemon:
         self.ready.clear()
         async with Engine.open(loaded, self._sinks) as engine:
             self.engine = engine
+            self._control = DaemonControl(self, engine)
+            await self._control.refresh()
+            server = await self._open_socket(engine, self._control)
             try:
                 self._spawn(self._pass_loop(engine), self._check_loop(engine))
                 self._spawn(*(self._supervise(engine, s) for s in engine.sources))
@@ -128,6 +134,30 @@ class Daemon:
             finally:
                 self.engine = None
                 await self._cancel_all()
+                if server is not None:
+                    await server.aclose()
+
+    async def _open_socket(self, engine: Engine, control: DaemonControl) -> ControlServer | None:
+        """The control socket; without it the daemon still syncs, and says why loudly."""
+        settings = engine.settings
+        secrets = [settings.closte.api_key]
+        if settings.database.connection is not None:
+            secrets.append(settings.database.connection.password)
+        server = ControlServer(
+            settings.socket,
+            engine.store,
+            control,
+            engine.hub,
+            daemon_uid=os.getuid(),
+            secrets=secrets,
+        )
+        try:
+            await server.start()
+        except (ControlServerError, OSError) as exc:
+            self._say(Level.ERROR, f"no control socket, the TUI cannot connect: {exc}")
+            return None
+        self._say(Level.INFO, f"control socket at {settings.socket.path}")
+        return server
 
     def _spawn(self, *coroutines: Coroutine[Any, Any, None]) -> None:
         self._tasks.extend(asyncio.create_task(c) for c in coroutines)
@@ -219,6 +249,8 @@ class Daemon:
             line = _status_line(report)
             self.notifier.status(line)
             self._say(Level.INFO if report.error is None else Level.WARNING, f"pass: {line}")
+            if self._control is not None:
+                await self._control.refresh()
             self._checks_wake.set()
             return report
 
@@ -237,6 +269,8 @@ class Daemon:
                     )
                 interval = effective.value
                 await engine.run_checks()
+                if self._control is not None:
+                    await self._control.refresh()
             except Exception as exc:
                 self._say(Level.ERROR, f"a round of stage checks failed: {exc!r}")
             next_at = await engine.store.stages.next_due_at()

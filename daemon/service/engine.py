@@ -19,6 +19,7 @@ from typing import Any, Literal
 from closte_sync.daemon.checks import DnsChecker, DnsResolver, NetworkTarget, TlsChecker
 from closte_sync.daemon.closte.client import ClosteClient
 from closte_sync.daemon.config import LoadedConfig
+from closte_sync.daemon.control.hub import ControlHub
 from closte_sync.daemon.events import EventSink, Level, make_event
 from closte_sync.daemon.reconcile import PassReport, reconcile_once
 from closte_sync.daemon.service.console import TeeSink
@@ -62,6 +63,7 @@ class Engine:
         database: DatabaseSource | None,
         runner: StageRunner,
         events: TeeSink,
+        hub: ControlHub,
     ) -> None:
         self.loaded = loaded
         self.settings = loaded.settings
@@ -71,6 +73,7 @@ class Engine:
         self.database = database
         self.runner = runner
         self.events = events
+        self.hub = hub
         self.snapshots: dict[str, SourceSnapshot] = {}
 
     @classmethod
@@ -87,7 +90,9 @@ class Engine:
             store.register_secret(settings.closte.api_key)
             if settings.database.connection is not None:
                 store.register_secret(settings.database.connection.password)
-            events = TeeSink(store.events, *sinks)
+            # Every event goes to the store's writer and to the socket's subscribers.
+            hub = ControlHub(store.events)
+            events = TeeSink(hub, *sinks)
             closte = await stack.enter_async_context(ClosteClient(settings.closte, events=events))
             sources: list[Source] = []
             database: DatabaseSource | None = None
@@ -119,7 +124,7 @@ class Engine:
                     await engine.write_stage(name, stage, secure)
 
             runner = StageRunner(store, dns, tls, events, write_back=write_back)
-            engine = cls(loaded, store, closte, sources, database, runner, events)
+            engine = cls(loaded, store, closte, sources, database, runner, events, hub)
             yield engine
             await store.events.flush()
 
@@ -241,6 +246,9 @@ class Engine:
         )
         if report.error is None and not dry_run:
             await self._track_stages(desired, report)
+            changed = {r.domain for r in report.results if r.domain is not None}
+            for name in changed | {*report.adopted, *report.missing, *report.landed}:
+                self.hub.domain_changed(name)
         return report
 
     async def _track_stages(self, desired: Mapping[str, DesiredDomain], report: PassReport) -> None:
@@ -257,10 +265,15 @@ class Engine:
             for name in held
             if name in desired
         }
-        await self.store.stages.track(starts)
+        started, dropped = await self.store.stages.track(starts)
+        for name in (*started, *dropped):
+            self.hub.domain_changed(name)
 
     async def run_checks(self) -> RoundReport:
-        return await self.runner.run_due(await self.limits())
+        report = await self.runner.run_due(await self.limits())
+        for name in report.domains:
+            self.hub.domain_changed(name)
+        return report
 
     async def retry(self, domain: str) -> str:
         entry = await self.store.ledger.retry(domain)

@@ -40,6 +40,7 @@ class StageLimits:
 @dataclass
 class RoundReport:
     checked: int = 0
+    domains: list[str] = field(default_factory=list)  # every domain checked
     moved: dict[str, Stage] = field(default_factory=dict)  # domains whose stage changed
     failed: list[str] = field(default_factory=list)  # reached failed / ssl-failed now
 
@@ -89,6 +90,7 @@ class StageRunner:
             report.moved.update(moved)
             report.failed += [n for n, s in moved.items() if s in (Stage.FAILED, Stage.SSL_FAILED)]
             report.checked += len(due)
+            report.domains += [e.domain for e in due]
             if len(due) < batch:
                 return report
 
@@ -268,8 +270,21 @@ class StageRunner:
         return outcome
 
     def _write(self, result: CheckResult, update: StageUpdate) -> CheckWrite:
-        details = {**result.to_json()}
-        details.pop("domain", None)
+        # Flat, with the names the control socket reads: what was asked and answered,
+        # what was expected, the hint, and the certificate's facts.
+        details: dict[str, object] = {
+            **result.details,
+            "hint": result.hint_id,
+            "advice": result.advice,
+            "inconclusive": result.inconclusive,
+            "addresses": list(result.addresses),
+        }
+        if result.kind == "tls":
+            details |= {
+                "not_after": result.not_after,
+                "issuer": result.issuer,
+                "sans": list(result.names),
+            }
         return CheckWrite(result.domain, result.kind, result.ok, result.summary, details, update)
 
     def _result_event(
