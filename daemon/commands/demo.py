@@ -1,11 +1,15 @@
-"""`closte-sync demo`: the main job, start to finish, on the built-in sandbox.
+"""`closte-sync demo`: the whole product on the built-in sandbox, no Closte account needed.
 
 It starts the sandbox (Closte's API, a TLS edge and DNS on loopback), lays out a small
-WordPress multisite beside it (wp-config.php with the API key, the SQLite database of
-WordPress's SQLite integration, a domains file), then does what the daemon does: reads
-the configuration from wp-config.php, runs the doctor's checks, reads both sources and
-reconciles them with Closte, recording every step in the store. With ``--watch`` it keeps
-going, reconciling on every change of the sources, until Ctrl-C.
+WordPress multisite on SQLite with a handful of sites and mappings and a domains file, runs
+the doctor, then starts the real daemon pointed at them and opens the TUI on its socket.
+Within a minute (checks every 10 s) the domains move through checking-dns and
+checking-ssl-cert to done; one fails DNS with its precise hint; one is refused by Closte
+(another application holds it). Edit the domains file in another terminal and watch the
+daemon follow. Quitting the TUI stops everything the demo started.
+
+``--no-tui`` runs headless: the daemon's lines are printed, and the demo ends once the whole
+story has been told (or with ``--watch``, at Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,38 +17,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import os
 import signal
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from closte_sync.daemon.closte.client import ClosteClient
-from closte_sync.daemon.config import LoadedConfig, load_config
 from closte_sync.daemon.doctor import DoctorContext, Status, run_checks
-from closte_sync.daemon.events import EventSink, Level
-from closte_sync.daemon.reconcile import PassReport, reconcile_once
-from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
-from closte_sync.daemon.sources.database.source import DatabaseSource
-from closte_sync.daemon.sources.domains_file import DomainsFileSource
-from closte_sync.daemon.store import EventFilter, Store, open_store
+from closte_sync.sandbox.demo_network import LIVE, TAKEN, WRONG_DNS, DemoNetwork, lay_out_demo
 from closte_sync.sandbox.runner import Sandbox
-from closte_sync.sandbox.wordpress import build_network
 from closte_sync.shared.domains import display
 
-SITES = ("shop.network.sandbox.test", "blog.network.sandbox.test")
-MAPPINGS = (("shop-example.test", 2), ("bücher-laden.test", 3))
-DOMAINS_FILE = """# Domains kept on Closte besides the network's mappings (one per line).
-landing.example.test
-*.campaigns.example.test   # a wildcard alias
-not a domain               # a bad line: reported with its place, the rest still count
-"""
+CERT_DELAY_S = 15.0  # Closte takes 5-10 minutes; the demo scales that down
+STORY_TIMEOUT_S = 120.0
+PR_SET_PDEATHSIG = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-tui", action="store_true", help="run headless and print the story")
     parser.add_argument(
-        "--watch",
-        action="store_true",
-        help="keep reconciling on every change of the sources until Ctrl-C",
+        "--watch", action="store_true", help="with --no-tui: keep going until Ctrl-C"
     )
     parser.add_argument(
         "--dir", type=Path, help="lay out the sample network here (default: a temp folder)"
@@ -52,55 +46,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_demo(args.watch, args.dir))
+    return asyncio.run(_demo(args))
 
 
-async def _demo(watch: bool, folder: Path | None) -> int:
+async def _demo(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
-        base = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cs-demo-")))
-        async with Sandbox.running(cert_delay_s=5.0) as sandbox:
+        base = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cs-")))
+        async with Sandbox.running(cert_delay_s=CERT_DELAY_S) as sandbox:
             _say("sandbox", f"Closte API {sandbox.api.url}, DNS {sandbox.dns_server.address}")
-            root = base / "wordpress"
-            build_network(
-                root,
-                api_key=sandbox.api_key,
-                main_domain=sandbox.network_host,
-                sites=SITES,
-                mappings=MAPPINGS,
-            )
-            (base / "domains.txt").write_text(DOMAINS_FILE)
-            _say("network", f"WordPress multisite laid out in {root}")
-            loaded = load_config(
-                cwd=root,
-                env=_sandbox_env(sandbox, base),
-                default_config_path=base / "no-config.toml",
-            )
-            if not await _doctor(root, sandbox, base):
+            demo = lay_out_demo(sandbox, base)
+            _say("network", f"WordPress multisite (SQLite) laid out in {demo.network.root}")
+            _say("network", f"domains file: {demo.domains_file} (edit it while the demo runs)")
+            env = _env(sandbox, base, demo)
+            if not await _doctor(demo, env):
                 return 1
-            return await _sync(loaded, watch)
+            if args.no_tui or not sys.stdout.isatty():  # no terminal to draw on: headless
+                return await _headless(env, base, args.watch)
+            return await _with_tui(env, base)
     return 0
 
 
-def _sandbox_env(sandbox: Sandbox, base: Path) -> dict[str, str]:
+def _env(sandbox: Sandbox, base: Path, demo: DemoNetwork) -> dict[str, str]:
     """Only what differs from a real Closte server; the rest comes from wp-config.php."""
-    return {
-        "CLOSTE_SYNC_CLOSTE_BASE_URL": sandbox.api.url,
-        "CLOSTE_SYNC_DOMAINS_FILE_PATH": str(base / "domains.txt"),
-        "CLOSTE_SYNC_STORE_PATH": str(base / "state" / "closte-sync.sqlite3"),
-        "CLOSTE_SYNC_SOCKET_PATH": str(base / "run" / "control.sock"),
-        "CLOSTE_SYNC_CHECKS_NAMESERVERS": sandbox.dns_server.address,
-        "CLOSTE_SYNC_CHECKS_TLS_PORT": str(sandbox.tls.port),
-        "CLOSTE_SYNC_CHECKS_CA_BUNDLE": str(sandbox.ca_bundle),
-        "CLOSTE_SYNC_CHECKS_NETWORK_IPS": sandbox.network_ip,
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSTE_SYNC_")}
+    env.update(
+        {
+            "CLOSTE_SYNC_WORDPRESS_ROOT": str(demo.network.root),
+            "CLOSTE_SYNC_CLOSTE_BASE_URL": sandbox.api.url,
+            "CLOSTE_SYNC_DOMAINS_FILE_PATH": str(demo.domains_file),
+            "CLOSTE_SYNC_STORE_PATH": str(base / "state" / "closte-sync.sqlite3"),
+            "CLOSTE_SYNC_SOCKET_PATH": str(base / "run" / "control.sock"),
+            "CLOSTE_SYNC_CHECKS_NAMESERVERS": sandbox.dns_server.address,
+            "CLOSTE_SYNC_CHECKS_TLS_PORT": str(sandbox.tls.port),
+            "CLOSTE_SYNC_CHECKS_CA_BUNDLE": str(sandbox.ca_bundle),
+            "CLOSTE_SYNC_CHECKS_NETWORK_IPS": sandbox.network_ip,
+            "CLOSTE_SYNC_CHECKS_INTERVAL_S": "10",
+        }
+    )
+    return env
 
 
-async def _doctor(root: Path, sandbox: Sandbox, base: Path) -> bool:
+async def _doctor(demo: DemoNetwork, env: Mapping[str, str]) -> bool:
     context = DoctorContext(
         config_path=None,
-        env=_sandbox_env(sandbox, base),
-        cwd=root,
-        default_config_path=base / "no-config.toml",
+        env=dict(env),
+        cwd=demo.network.root,
+        default_config_path=demo.network.root / "no-config.toml",
     )
     results = await run_checks(context)
     for result in results:
@@ -110,119 +101,116 @@ async def _doctor(root: Path, sandbox: Sandbox, base: Path) -> bool:
     return all(r.status is Status.PASS for r in results)
 
 
-async def _sync(loaded: LoadedConfig, watch: bool) -> int:
-    settings = loaded.settings
-    async with contextlib.AsyncExitStack() as stack:
-        store = await open_store(settings.store)
-        stack.push_async_callback(store.aclose)
-        store.register_secret(settings.closte.api_key)
-        events: EventSink = store.events
-        # The sample network's sites were made just now, as if closte-sync had watched the
-        # network from its start: every site after the main one (blog 1) is new.
-        database = DatabaseSource(settings.database, settings.wordpress, events, new_sites_after=1)
-        stack.push_async_callback(database.aclose)
-        sources: list[DatabaseSource | DomainsFileSource] = [database]
-        file_source = DomainsFileSource.from_settings(settings.domains_file, events)
-        if file_source is not None:
-            stack.push_async_callback(file_source.aclose)
-            sources.append(file_source)
-        closte = await stack.enter_async_context(ClosteClient(settings.closte, events=events))
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the demo dies, however it dies (Linux's PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
-        latest: dict[str, SourceSnapshot] = {}
-        async for snapshot in _merged_watch(sources, once=not watch):
-            latest[snapshot.source] = snapshot
-            _show_snapshot(snapshot)
-            if len(latest) < len(sources):
-                continue  # wait until every source has spoken once
-            desired = _desired(latest.values())
-            unhealthy = [s for s in latest.values() if not s.healthy]
-            report = await reconcile_once(
-                desired, closte, store, settings.guard, events, unhealthy=unhealthy
-            )
-            _show_report(report)
-        await store.events.flush()
-        await _show_events(store)
-        listed = await closte.list_aliases()
-        _say("closte", f"Closte now holds {len(listed.domains)} aliases:")
-        for name in listed.domains:
-            _say("closte", f"  {display(name)}")
+
+async def _start_daemon(env: Mapping[str, str], stderr: int | object) -> asyncio.subprocess.Process:
+    # Its own session: a closed terminal's SIGHUP (which the daemon takes as "reload") is
+    # the demo's to handle, and the demo stops the daemon on its way out.
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "closte_sync.daemon.cli",
+        "daemon",
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr,  # type: ignore[arg-type]
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+async def _stop(daemon: asyncio.subprocess.Process) -> int:
+    if daemon.returncode is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(10):
+                return await daemon.wait()
+        except TimeoutError:
+            daemon.kill()
+    return await daemon.wait()
+
+
+async def _with_tui(env: Mapping[str, str], base: Path) -> int:
+    from closte_sync.tui.app import ClosteSyncApp  # Textual loads only when it is used
+
+    log = base / "daemon.log"
+    with log.open("wb") as sink:
+        daemon = await _start_daemon(env, sink)
+        app = ClosteSyncApp(Path(env["CLOSTE_SYNC_SOCKET_PATH"]))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(sig, app.exit)  # a closed terminal ends the demo cleanly
+        try:
+            await app.run_async()
+        finally:
+            await _stop(daemon)
+    _say("demo", f"stopped; the daemon's log is in {log}")
     return 0
 
 
-async def _merged_watch(
-    sources: list[DatabaseSource | DomainsFileSource], *, once: bool
-) -> AsyncIterator[SourceSnapshot]:
-    """Snapshots from all sources as they come (one read each when ``once``)."""
-    if once:
-        for source in sources:
-            yield await source.read()
-        return
-    queue: asyncio.Queue[SourceSnapshot] = asyncio.Queue()
+class _Story:
+    """What the headless demo waits to see, from the daemon's own lines."""
 
-    async def pump(source: DatabaseSource | DomainsFileSource) -> None:
-        async for snapshot in source.watch():
-            await queue.put(snapshot)
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.wrong_dns_explained = False
+        self.refused = False
 
+    def read(self, line: str) -> None:
+        for name in LIVE:
+            if f"domain-{name}:" in line and "Marking domain as done" in line:
+                self.live.add(name)
+        if f"domain-{WRONG_DNS}:" in line and "What to do" in line:
+            self.wrong_dns_explained = True
+        if f"Closte refused to add {TAKEN}" in line:
+            self.refused = True
+
+    @property
+    def told(self) -> bool:
+        return self.live == set(LIVE) and self.wrong_dns_explained and self.refused
+
+
+async def _headless(env: Mapping[str, str], base: Path, watch: bool) -> int:
+    daemon = await _start_daemon(env, asyncio.subprocess.PIPE)
+    assert daemon.stderr is not None
+    story = _Story()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    _say("watch", "watching the database and the domains file; Ctrl-C stops")
-    tasks = [asyncio.create_task(pump(source)) for source in sources]
+
+    def finish() -> None:  # the daemon stops, its stream ends, and so does the loop below
+        stop.set()
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        loop.add_signal_handler(sig, finish)
     try:
-        while not stop.is_set():
-            getter = asyncio.ensure_future(queue.get())
-            stopper = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                yield getter.result()
-            else:
-                getter.cancel()
-            stopper.cancel()
+        async with asyncio.timeout(None if watch else STORY_TIMEOUT_S):
+            while not stop.is_set() and (watch or not story.told):
+                raw = await daemon.stderr.readline()
+                if not raw:
+                    break
+                line = raw.decode(errors="replace").rstrip()
+                print(f"{'daemon':>12} | {line}", flush=True)
+                story.read(line)
+    except TimeoutError:
+        _say("demo", f"the story did not finish within {STORY_TIMEOUT_S:.0f} s")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _desired(snapshots: Iterable[SourceSnapshot]) -> Mapping[str, DesiredDomain]:
-    desired: dict[str, DesiredDomain] = {}
-    for snapshot in snapshots:
-        for name, domain in snapshot.domains.items():
-            desired.setdefault(name, domain)
-    return desired
-
-
-def _show_snapshot(snapshot: SourceSnapshot) -> None:
-    state = "healthy" if snapshot.healthy else "UNHEALTHY (last good set kept)"
-    _say(snapshot.source, f"{len(snapshot.domains)} domains, {state}")
-    for domain in snapshot.domains.values():
-        _say(snapshot.source, f"  {display(domain.name)}  ({domain.place})")
-    for problem in snapshot.problems:
-        _say(snapshot.source, f"  {problem.level.value}: {problem}")
-
-
-def _show_report(report: PassReport) -> None:
-    if report.error:
-        _say("reconcile", report.error)
-        return
-    plan = report.plan
-    assert plan is not None
-    _say(
-        "reconcile", f"plan: add {len(plan.add)}, remove {len(plan.remove)}, keep {len(plan.keep)}"
-    )
-    for result in report.results:
-        line = f"  {result.operation} {display(result.domain or '')}: {result.kind}"
-        if not result.ok and result.hint is not None:
-            line += f" (hint: {result.hint.title})"
-        _say("reconcile", line)
-
-
-async def _show_events(store: Store) -> None:
-    page = await store.event_log.page(EventFilter(min_level=Level.INFO), limit=8)
-    _say("events", f"latest events in {store.path}:")
-    for event in reversed(page):
-        _say("events", f"  [{event.level.value}] {event.kind}: {event.message}")
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        code = await _stop(daemon)
+    live = ", ".join(display(n) for n in sorted(story.live))
+    _say("demo", f"live on Closte with a valid certificate: {live}")
+    _say("demo", f"{display(WRONG_DNS)}: DNS points elsewhere, explained with its hint")
+    _say("demo", f"{display(TAKEN)}: refused by Closte (another application holds it)")
+    _say("demo", f"daemon stopped (exit {code}); its store is in {base / 'state'}")
+    return 0 if (story.told or watch) and code == 0 else 1
 
 
 def _say(topic: str, text: str) -> None:

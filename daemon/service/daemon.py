@@ -356,7 +356,13 @@ def _status_line(report: PassReport) -> str:
     text = f"Closte holds {held}; last pass: "
     if plan is None:
         return text + "no plan"
-    text += f"+{len(plan.add)} -{len(plan.remove)}"
+    added = sum(r.ok for r in report.results if r.operation == "add")
+    removed = sum(r.ok for r in report.results if r.operation == "remove")
+    text += f"+{added} -{removed}"
+    if report.refused:
+        text += f"; {len(report.refused)} refused by Closte"
+    if report.deferred:
+        text += f"; {len(report.deferred)} backing off"
     if plan.held is not None:
         text += f"; removals held (plan {plan.held.id})"
     if report.failures:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from closte_sync.daemon.checks import CheckResult, DnsChecker, TlsChecker, expiry_warning
 from closte_sync.daemon.events import Event, EventSink, Level, make_event
@@ -180,11 +181,10 @@ class StageRunner:
         counted = entry.tries if result.inconclusive else tries
         update = StageUpdate(Stage.CHECKING_DNS, counted, self._now() + limits.interval_s)
         outcome.writes.append(self._write(result, update))
-        minutes = max(1, round(limits.interval_s / 60))
         line = (
             "- DNS check could not be made (not counted as a try), retrying..."
             if result.inconclusive
-            else f"- DNS propagation not finished, retrying in {minutes} minutes..."
+            else f"- DNS propagation not finished, retrying in {_wait(limits.interval_s)}..."
         )
         outcome.events.append(self._result_event(result, line, tries=counted))
         return outcome
@@ -216,10 +216,11 @@ class StageRunner:
         counted = tries_before if result.inconclusive else tries
         update = StageUpdate(Stage.CHECKING_SSL_CERT, counted, self._now() + limits.interval_s)
         outcome.writes.append(self._write(result, update))
-        minutes = max(1, round(limits.interval_s / 60))
         outcome.events.append(
             self._result_event(
-                result, f"- SSL Cert not found, retrying in {minutes} minute(s)...", tries=counted
+                result,
+                f"- SSL Cert not found, retrying in {_wait(limits.interval_s)}...",
+                tries=counted,
             )
         )
         return outcome
@@ -274,6 +275,7 @@ class StageRunner:
         # what was expected, the hint, and the certificate's facts.
         details: dict[str, object] = {
             **result.details,
+            **_plain_dns_facts(result.details),
             "hint": result.hint_id,
             "advice": result.advice,
             "inconclusive": result.inconclusive,
@@ -306,6 +308,28 @@ class StageRunner:
 
     def _event(self, level: Level, name: str, message: str, **details: object) -> Event:
         return make_event(level, _kind(name), message, domain=name, **details)
+
+
+def _plain_dns_facts(details: Mapping[str, Any]) -> dict[str, object]:
+    """The DNS check's answers and target as plain lists (what came back, what was
+    expected), beside the full records kept under ``records`` and ``target``."""
+    answers, target = details.get("answers"), details.get("expected")
+    plain: dict[str, object] = {}
+    if isinstance(answers, Mapping):
+        plain["records"] = dict(answers)
+        plain["answers"] = [a for values in answers.values() for a in values]
+    if isinstance(target, Mapping):
+        plain["target"] = dict(target)
+        plain["expected"] = [*target.get("ips", ()), *target.get("hosts", ())]
+    return plain
+
+
+def _wait(seconds: float) -> str:
+    """The plugin says "retrying in 5 minutes"; below a minute we say seconds."""
+    if seconds < 60:
+        return f"{seconds:.0f} seconds"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute" + ("s" if minutes != 1 else "")
 
 
 def _kind(name: str) -> str:

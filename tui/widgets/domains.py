@@ -270,7 +270,7 @@ class DomainsPane(Vertical):
         with self.app.batch_update():
             try:
                 for key, _ in COLUMNS:
-                    table.update_cell(name, key, values[key])
+                    table.update_cell(name, key, values[key], update_width=True)
             except (CellDoesNotExist, RowDoesNotExist):
                 self._rebuild()
         if name == self.selected:
