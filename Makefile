@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench sandbox clean
+.PHONY: test lint typecheck pytest demo bench sandbox screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for f in bench/*.py; do case $$f in */_*) continue;; esac; echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The TUI screenshots in docs/, taken of the demo's real daemon.
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
 
 sandbox: $(STAMP)
 	$(BIN)/closte-sync sandbox

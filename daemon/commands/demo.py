@@ -57,7 +57,7 @@ async def _demo(args: argparse.Namespace) -> int:
             demo = lay_out_demo(sandbox, base)
             _say("network", f"WordPress multisite (SQLite) laid out in {demo.network.root}")
             _say("network", f"domains file: {demo.domains_file} (edit it while the demo runs)")
-            env = _env(sandbox, base, demo)
+            env = sandbox_env(sandbox, base, demo)
             if not await _doctor(demo, env):
                 return 1
             if args.no_tui or not sys.stdout.isatty():  # no terminal to draw on: headless
@@ -66,7 +66,7 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _env(sandbox: Sandbox, base: Path, demo: DemoNetwork) -> dict[str, str]:
+def sandbox_env(sandbox: Sandbox, base: Path, demo: DemoNetwork) -> dict[str, str]:
     """Only what differs from a real Closte server; the rest comes from wp-config.php."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSTE_SYNC_")}
     env.update(
@@ -108,7 +108,7 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def _start_daemon(env: Mapping[str, str], stderr: int | object) -> asyncio.subprocess.Process:
+async def start_daemon(env: Mapping[str, str], stderr: int | object) -> asyncio.subprocess.Process:
     # Its own session: a closed terminal's SIGHUP (which the daemon takes as "reload") is
     # the demo's to handle, and the demo stops the daemon on its way out.
     return await asyncio.create_subprocess_exec(
@@ -125,7 +125,7 @@ async def _start_daemon(env: Mapping[str, str], stderr: int | object) -> asyncio
     )
 
 
-async def _stop(daemon: asyncio.subprocess.Process) -> int:
+async def stop_daemon(daemon: asyncio.subprocess.Process) -> int:
     if daemon.returncode is None:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -141,7 +141,7 @@ async def _with_tui(env: Mapping[str, str], base: Path) -> int:
 
     log = base / "daemon.log"
     with log.open("wb") as sink:
-        daemon = await _start_daemon(env, sink)
+        daemon = await start_daemon(env, sink)
         app = ClosteSyncApp(Path(env["CLOSTE_SYNC_SOCKET_PATH"]))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -149,7 +149,7 @@ async def _with_tui(env: Mapping[str, str], base: Path) -> int:
         try:
             await app.run_async()
         finally:
-            await _stop(daemon)
+            await stop_daemon(daemon)
     _say("demo", f"stopped; the daemon's log is in {log}")
     return 0
 
@@ -177,7 +177,7 @@ class _Story:
 
 
 async def _headless(env: Mapping[str, str], base: Path, watch: bool) -> int:
-    daemon = await _start_daemon(env, asyncio.subprocess.PIPE)
+    daemon = await start_daemon(env, asyncio.subprocess.PIPE)
     assert daemon.stderr is not None
     story = _Story()
     stop = asyncio.Event()
@@ -204,7 +204,7 @@ async def _headless(env: Mapping[str, str], base: Path, watch: bool) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        code = await _stop(daemon)
+        code = await stop_daemon(daemon)
     live = ", ".join(display(n) for n in sorted(story.live))
     _say("demo", f"live on Closte with a valid certificate: {live}")
     _say("demo", f"{display(WRONG_DNS)}: DNS points elsewhere, explained with its hint")

@@ -352,13 +352,12 @@ def _status_line(report: PassReport) -> str:
     if report.error is not None:
         return f"last pass failed: {report.error}"[:200]
     plan = report.plan
-    held = len(report.held_before)
-    text = f"Closte holds {held}; last pass: "
     if plan is None:
-        return text + "no plan"
+        return "no plan"
     added = sum(r.ok for r in report.results if r.operation == "add")
     removed = sum(r.ok for r in report.results if r.operation == "remove")
-    text += f"+{added} -{removed}"
+    held = len(report.held_before) + (0 if report.dry_run else added - removed)
+    text = f"Closte holds {held}; last pass: +{added} -{removed}"
     if report.refused:
         text += f"; {len(report.refused)} refused by Closte"
     if report.deferred:
