@@ -44,6 +44,9 @@ REFUSALS = frozenset({ResultKind.INVALID_DOMAIN, ResultKind.DOMAIN_TAKEN, Result
 ACCOUNT_FAILURES = frozenset(
     {ResultKind.AUTH_FAILED, ResultKind.PERMISSION_DENIED, ResultKind.HTTP_ERROR}
 )
+# Answers Closte gives before it acts: the add was not made. A 5xx, a time-out or a lost
+# connection may hide an add that landed, and so may any earlier try the client retried.
+NOT_MADE = ACCOUNT_FAILURES | {ResultKind.RATE_LIMITED}
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,8 @@ class _Calls:
                 )
             )
         else:
-            await self._fail(name, entry.failures + 1, result)
+            not_made = result.kind in NOT_MADE and result.attempts <= 1
+            await self._fail(name, entry.failures + 1, result, not_made=not_made)
         return result
 
     async def remove(self, name: str) -> CallResult:
@@ -334,9 +338,11 @@ class _Calls:
             await self._fail(name, entry.failures + 1, result)
         return result
 
-    async def _fail(self, name: str, failures: int, result: CallResult) -> None:
+    async def _fail(
+        self, name: str, failures: int, result: CallResult, *, not_made: bool = False
+    ) -> None:
         wait = self._backoff.delay(failures, result.retry_after)
-        await self._ledger.defer(name, _text(result), self._now() + wait)
+        await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
         if result.kind in ACCOUNT_FAILURES and self.stopped is None:
             self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
 

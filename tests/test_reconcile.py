@@ -392,3 +392,31 @@ async def test_a_steady_pass_over_2000_domains_writes_nothing(
     wishes = {n: Wish("file", "domains.txt") for n in names}
     settled = await store.ledger.settle(wishes, set(names))
     assert settled.written == 0 and len(settled.entries) == 2000
+
+
+@pytest.mark.parametrize("fault", ["rate_limit", "permission", "refused"])
+async def test_an_add_closte_answered_no_to_never_claims_a_later_hand_made_alias(
+    closte_sandbox: Sandbox, closte: ClosteClient, store: Store, fault: str
+) -> None:
+    """Closte's answer said the add was not made: if the alias then appears (the admin adds
+    it in the dashboard), it is the admin's, and closte-sync never removes it."""
+    key = closte_sandbox.api_key
+    clock = Clock()
+    if fault == "refused":
+        closte_sandbox.state.add_alias(OTHER_APPLICATION, "x.com", wildcard=False)
+    else:
+        closte_sandbox.api.faults.update({"domains": {"x.com": {"kind": fault, "times": 1}}})
+    first = await reconcile_once(_want("x.com"), closte, store, NO_GUARD, MemorySink(), now=clock)
+    assert [r.domain for r in first.failures] == ["x.com"]
+    if fault == "refused":
+        closte_sandbox.state.remove_alias(OTHER_APPLICATION, "x.com")
+        await store.ledger.retry("x.com")
+    closte_sandbox.state.add_alias(key, "x.com", wildcard=False)
+    clock.at += 3600
+    await reconcile_once(_want("x.com"), closte, store, NO_GUARD, MemorySink(), now=clock)
+    entry = await store.ledger.get("x.com")
+    assert entry is not None and entry.state is DomainState.HELD and not entry.added_by_us
+    clock.at += 60
+    report = await reconcile_once({}, closte, store, NO_GUARD, MemorySink(), now=clock)
+    assert report.plan is not None and report.plan.remove == ()
+    assert _held(closte_sandbox) == {"x.com"}
