@@ -28,6 +28,7 @@ from closte_sync.daemon.plan import Plan, make_plan
 from closte_sync.daemon.settings import GuardSettings
 from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
 from closte_sync.daemon.store import DomainState, LedgerEntry, Store, Wish
+from closte_sync.daemon.store.ledger import settle_entry
 from closte_sync.shared.domains import display
 
 KIND = "integration-closte"
@@ -149,7 +150,7 @@ async def reconcile_once(
     held = set(listed.domains)
     report.held_before = tuple(sorted(held))
     if dry_run:
-        entries = {e.domain: e for e in await store.ledger.entries()}
+        entries = _settled_in_memory(await store.ledger.entries(), wishes, held, now())
     else:
         settled = await store.ledger.settle(wishes, held, now=now())
         entries = settled.entries
@@ -220,6 +221,20 @@ async def reconcile_once(
     )
     report.stopped = runner.stopped
     return report
+
+
+def _settled_in_memory(
+    rows: Sequence[LedgerEntry], wishes: Mapping[str, Wish], held: set[str], at: float
+) -> dict[str, LedgerEntry]:
+    """The ledger as ``settle`` would leave it, written nowhere: a dry run must plan from
+    the same rows as the real pass (a stale row would otherwise count as ours)."""
+    current = {e.domain: e for e in rows}
+    entries: dict[str, LedgerEntry] = {}
+    for name in current.keys() | wishes.keys() | held:
+        after = settle_entry(current.get(name), name, wishes.get(name), name in held, at)
+        if after is not None:
+            entries[name] = after
+    return entries
 
 
 def _report_news(report: PassReport, events: EventSink) -> None:

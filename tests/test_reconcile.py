@@ -420,3 +420,29 @@ async def test_an_add_closte_answered_no_to_never_claims_a_later_hand_made_alias
     report = await reconcile_once({}, closte, store, NO_GUARD, MemorySink(), now=clock)
     assert report.plan is not None and report.plan.remove == ()
     assert _held(closte_sandbox) == {"x.com"}
+
+
+async def test_a_dry_run_plans_what_the_real_pass_then_does(
+    closte_sandbox: Sandbox, closte: ClosteClient, store: Store, tmp_path: Path
+) -> None:
+    key = closte_sandbox.api_key
+    await reconcile_once(_want("x.com", "y.com"), closte, store, NO_GUARD, MemorySink())
+    await reconcile_once(_want("y.com"), closte, store, NO_GUARD, MemorySink())
+    # Someone else puts x.com back; z.com is new; y.com was removed in the dashboard.
+    closte_sandbox.state.add_alias(key, "x.com", wildcard=False)
+    closte_sandbox.state.remove_alias(key, "y.com")
+    wanted = _want("y.com", "z.com")
+    watcher = sqlite3.connect(tmp_path / "state.sqlite3")
+    try:
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        mark = len(closte_sandbox.api.log)
+        dry = await reconcile_once(wanted, closte, store, NO_GUARD, MemorySink(), dry_run=True)
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+    finally:
+        watcher.close()
+    assert [r.path for r in closte_sandbox.api.log[mark:]] == ["/getdomains"]
+    real = await reconcile_once(wanted, closte, store, NO_GUARD, MemorySink())
+    assert dry.plan is not None and real.plan is not None
+    assert (dry.plan.add, dry.plan.remove) == (real.plan.add, real.plan.remove)
+    assert real.plan.add == ("y.com", "z.com") and real.plan.remove == ()
+    assert _held(closte_sandbox) == {"x.com", "y.com", "z.com"}
