@@ -446,3 +446,20 @@ async def test_a_dry_run_plans_what_the_real_pass_then_does(
     assert (dry.plan.add, dry.plan.remove) == (real.plan.add, real.plan.remove)
     assert real.plan.add == ("y.com", "z.com") and real.plan.remove == ()
     assert _held(closte_sandbox) == {"x.com", "y.com", "z.com"}
+
+
+async def test_a_delete_that_landed_before_a_crash_is_not_reported_as_missing(
+    closte_sandbox: Sandbox, closte: ClosteClient, store: Store
+) -> None:
+    await reconcile_once(_want("a.com", "b.com"), closte, store, NO_GUARD, MemorySink())
+    # The intent of removing a.com is recorded, the delete lands, then the process dies.
+    await store.ledger.mark_removing("a.com")
+    assert (await closte.remove_alias("a.com")).ok
+    sink = MemorySink()
+    mark = len(closte_sandbox.api.log)
+    report = await reconcile_once(_want("b.com"), closte, store, NO_GUARD, sink)
+    assert report.missing == () and report.results == []
+    assert [r.path for r in closte_sandbox.api.log[mark:]] == ["/getdomains"]
+    assert not [e for e in sink.events if "no longer lists" in e.message]
+    entry = await store.ledger.get("a.com")
+    assert entry is not None and entry.state is DomainState.REMOVED

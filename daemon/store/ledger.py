@@ -99,7 +99,7 @@ class Settled:
 
     entries: dict[str, LedgerEntry]
     adopted: list[str]  # Closte holds them; new to us
-    missing: list[str]  # we believed Closte held them; its list says no
+    missing: list[str]  # we believed Closte held them (no delete of ours out); its list says no
     landed: list[str]  # adds whose answer we never saw, found on Closte: ours
     written: int  # rows inserted or changed
 
@@ -347,7 +347,9 @@ class Ledger:
                 if after == before:
                     continue
                 updates.append(after)
-                if before.on_closte and not after.on_closte:
+                if before.state is _S.REMOVING and not after.on_closte:
+                    pass  # our own delete landed before its outcome was recorded
+                elif before.on_closte and not after.on_closte:
                     missing.append(name)
                 elif after.added_by_us and not before.added_by_us and after.on_closte:
                     landed.append(name)
