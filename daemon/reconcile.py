@@ -28,6 +28,7 @@ from closte_sync.daemon.plan import Plan, make_plan
 from closte_sync.daemon.settings import GuardSettings
 from closte_sync.daemon.sources.base import DesiredDomain, SourceSnapshot
 from closte_sync.daemon.store import DomainState, LedgerEntry, Store, Wish
+from closte_sync.daemon.store.ledger import settle_entry
 from closte_sync.shared.domains import display
 
 KIND = "integration-closte"
@@ -44,6 +45,9 @@ REFUSALS = frozenset({ResultKind.INVALID_DOMAIN, ResultKind.DOMAIN_TAKEN, Result
 ACCOUNT_FAILURES = frozenset(
     {ResultKind.AUTH_FAILED, ResultKind.PERMISSION_DENIED, ResultKind.HTTP_ERROR}
 )
+# Answers Closte gives before it acts: the add was not made. A 5xx, a time-out or a lost
+# connection may hide an add that landed, and so may any earlier try the client retried.
+NOT_MADE = ACCOUNT_FAILURES | {ResultKind.RATE_LIMITED}
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ async def reconcile_once(
     held = set(listed.domains)
     report.held_before = tuple(sorted(held))
     if dry_run:
-        entries = {e.domain: e for e in await store.ledger.entries()}
+        entries = _settled_in_memory(await store.ledger.entries(), wishes, held, now())
     else:
         settled = await store.ledger.settle(wishes, held, now=now())
         entries = settled.entries
@@ -214,6 +218,20 @@ async def reconcile_once(
     )
     report.stopped = runner.stopped
     return report
+
+
+def _settled_in_memory(
+    rows: Sequence[LedgerEntry], wishes: Mapping[str, Wish], held: set[str], at: float
+) -> dict[str, LedgerEntry]:
+    """The ledger as ``settle`` would leave it, written nowhere: a dry run must plan from
+    the same rows as the real pass (a stale row would otherwise count as ours)."""
+    current = {e.domain: e for e in rows}
+    entries: dict[str, LedgerEntry] = {}
+    for name in current.keys() | wishes.keys() | held:
+        after = settle_entry(current.get(name), name, wishes.get(name), name in held, at)
+        if after is not None:
+            entries[name] = after
+    return entries
 
 
 def _report_news(report: PassReport, events: EventSink) -> None:
@@ -319,7 +337,8 @@ class _Calls:
                 )
             )
         else:
-            await self._fail(name, entry.failures + 1, result)
+            not_made = result.kind in NOT_MADE and result.attempts <= 1
+            await self._fail(name, entry.failures + 1, result, not_made=not_made)
         return result
 
     async def remove(self, name: str) -> CallResult:
@@ -331,9 +350,11 @@ class _Calls:
             await self._fail(name, entry.failures + 1, result)
         return result
 
-    async def _fail(self, name: str, failures: int, result: CallResult) -> None:
+    async def _fail(
+        self, name: str, failures: int, result: CallResult, *, not_made: bool = False
+    ) -> None:
         wait = self._backoff.delay(failures, result.retry_after)
-        await self._ledger.defer(name, _text(result), self._now() + wait)
+        await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
         if result.kind in ACCOUNT_FAILURES and self.stopped is None:
             self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
 

@@ -110,6 +110,27 @@ async def test_a_refused_add_is_final_until_retried_or_wanted_afresh(store: Stor
     )
 
 
+@pytest.mark.parametrize("answer", ["refused", "not-made", "in-doubt"])
+async def test_an_alias_that_appears_after_an_add_failed_is_ours_only_if_it_may_have_landed(
+    store: Store, answer: str
+) -> None:
+    name = "late.example.com"
+    await store.ledger.want(name, "file")
+    await store.ledger.mark_adding(name)
+    if answer == "refused":
+        after = await store.ledger.mark_refused(name, "domain-taken", "taken")
+        await store.ledger.retry(name)
+    else:
+        after = await store.ledger.defer(name, "failed", 0.0, not_made=answer == "not-made")
+    assert after.attempts == (1 if answer == "in-doubt" else 0)
+    # Then the alias shows up on Closte (the dashboard, or our add after all).
+    settled = await store.ledger.settle({name: Wish("file")}, [name])
+    entry = settled.entries[name]
+    assert entry.state is DomainState.HELD
+    assert entry.added_by_us is (answer == "in-doubt")
+    assert settled.landed == ([name] if answer == "in-doubt" else [])
+
+
 async def test_remove_cycle_and_wanting_it_again(store: Store) -> None:
     await store.ledger.want("*.Example.org", "file", place="domains.txt")
     await store.ledger.mark_adding("*.example.org")

@@ -16,8 +16,11 @@ at any point the ledger says exactly where to resume:
 - ``settle`` applies a whole pass's news in one transaction: what the sources want, and what
   Closte's own list says it holds. It writes only rows that change, so a steady pass with
   thousands of domains costs one read and no writes.
-- ``attempts`` counts calls made for the current intent; ``failures`` counts transient
-  failures in a row, and ``retry_at`` holds the domain back until then (per-domain backoff).
+- ``attempts`` counts calls made for the current intent that may have reached Closte. An
+  answer that shows an add was not made (a refusal, a 429 or 4xx on the only try) sets it
+  back to 0, so an alias someone else puts there later is not taken for ours.
+- ``failures`` counts transient failures in a row, and ``retry_at`` holds the domain back
+  until then (per-domain backoff).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ class Settled:
 
     entries: dict[str, LedgerEntry]
     adopted: list[str]  # Closte holds them; new to us
-    missing: list[str]  # we believed Closte held them; its list says no
+    missing: list[str]  # we believed Closte held them (no delete of ours out); its list says no
     landed: list[str]  # adds whose answer we never saw, found on Closte: ours
     written: int  # rows inserted or changed
 
@@ -344,7 +347,9 @@ class Ledger:
                 if after == before:
                     continue
                 updates.append(after)
-                if before.on_closte and not after.on_closte:
+                if before.state is _S.REMOVING and not after.on_closte:
+                    pass  # our own delete landed before its outcome was recorded
+                elif before.on_closte and not after.on_closte:
                     missing.append(name)
                 elif after.added_by_us and not before.added_by_us and after.on_closte:
                     landed.append(name)
@@ -422,16 +427,24 @@ class Ledger:
             domain,
             DomainState.REFUSED,
             _MAY_REFUSE,
-            "refusal = ?, last_error = ?, retry_at = NULL",
+            "refusal = ?, last_error = ?, retry_at = NULL, attempts = 0",
             now=now,
             params=(refusal, self._error_text(error)),
         )
 
     async def defer(
-        self, domain: str, error: str, retry_at: float, *, now: float | None = None
+        self,
+        domain: str,
+        error: str,
+        retry_at: float,
+        *,
+        not_made: bool = False,
+        now: float | None = None,
     ) -> LedgerEntry:
         """A call failed for a reason that may pass: keep the intent, wait until
-        ``retry_at`` (an add goes back to 'wanted'; a delete stays 'removing')."""
+        ``retry_at`` (an add goes back to 'wanted'; a delete stays 'removing').
+        ``not_made``: Closte's answer shows the add did not happen, so no earlier call of
+        this intent is still in doubt (``attempts`` back to 0)."""
         name = normalize_domain(domain)
         at = time.time() if now is None else now
         async with self._db.transaction(f"deferring {name}") as conn:
@@ -441,8 +454,9 @@ class Ledger:
             state = DomainState.WANTED if entry.state is DomainState.ADDING else entry.state
             await conn.execute(
                 "UPDATE domains SET state = ?, failures = failures + 1, retry_at = ?, "
-                "last_error = ?, last_change = ? WHERE domain = ?",
-                (state.value, retry_at, self._error_text(error), at, name),
+                "last_error = ?, last_change = ?, "
+                "attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE domain = ?",
+                (state.value, retry_at, self._error_text(error), at, not_made, name),
             )
             result = await _fetch(conn, name)
         assert result is not None
