@@ -39,15 +39,20 @@ ORIGINS_OF_SOURCE: dict[str, frozenset[str]] = {
     "domains-file": frozenset({"file"}),
 }
 
-# Final for the domain until something changes: sending it again gives the same answer.
-REFUSALS = frozenset({ResultKind.INVALID_DOMAIN, ResultKind.DOMAIN_TAKEN, ResultKind.REJECTED})
-# About the account or the endpoint, not the domain: every further call would fail alike.
-ACCOUNT_FAILURES = frozenset(
-    {ResultKind.AUTH_FAILED, ResultKind.PERMISSION_DENIED, ResultKind.HTTP_ERROR}
+# Refusals (``ResultKind.is_refusal``) are final for the domain until something changes;
+# account-wide failures (``is_account_wide``) stop the pass's remaining calls.
+# Answers Closte gives before it acts: the add was not made. A 5xx, a time-out, a lost
+# connection or a garbled answer may hide an add that landed, and so may any earlier try
+# the client retried.
+NOT_MADE = frozenset(
+    {
+        ResultKind.AUTH_FAILED,
+        ResultKind.PERMISSION_DENIED,
+        ResultKind.ENDPOINT_NOT_FOUND,
+        ResultKind.HTTP_ERROR,
+        ResultKind.RATE_LIMITED,
+    }
 )
-# Answers Closte gives before it acts: the add was not made. A 5xx, a time-out or a lost
-# connection may hide an add that landed, and so may any earlier try the client retried.
-NOT_MADE = ACCOUNT_FAILURES | {ResultKind.RATE_LIMITED}
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,12 @@ async def reconcile_once(
     workers: int = 4,
     backoff: Backoff | None = None,
     now: Callable[[], float] = time.time,
+    on_added: Callable[[str], Awaitable[None]] | None = None,
 ) -> PassReport:
-    """``unhealthy``: the snapshots of sources that could not be read. Their last good sets
+    """``on_added`` is awaited for each domain the moment Closte accepts its add (its stage
+    checks can start then, not at the end of a long batch).
+
+    ``unhealthy``: the snapshots of sources that could not be read. Their last good sets
     stand in for them, and no domain they brought (by its ledger origin) is removed, so an
     outage or a missing file never costs an alias; the other sources' removals go ahead.
     ``release``: the id of a held plan the operator released (see plan.py)."""
@@ -212,7 +221,7 @@ async def reconcile_once(
     report.refused, report.deferred = tuple(refused), tuple(sorted(deferred))
     if dry_run:
         return report
-    runner = _Calls(closte, store, events, backoff or Backoff(), now)
+    runner = _Calls(closte, store, events, backoff or Backoff(), now, on_added)
     report.results = await runner.run(
         [(runner.add, n) for n in adds] + [(runner.remove, n) for n in removes], workers
     )
@@ -274,8 +283,10 @@ class _Calls:
         events: EventSink,
         backoff: Backoff,
         now: Callable[[], float],
+        on_added: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._closte = closte
+        self._on_added = on_added
         self._ledger = store.ledger
         self._events = events
         self._backoff = backoff
@@ -323,7 +334,9 @@ class _Calls:
         result = await self._closte.add_alias(name)
         if result.ok:
             await self._ledger.confirm_added(name)
-        elif result.kind in REFUSALS:
+            if self._on_added is not None:
+                await self._on_added(name)
+        elif result.kind.is_refusal:
             await self._ledger.mark_refused(name, str(result.kind), _text(result))
             hint = result.hint
             self._events.emit(
@@ -355,7 +368,7 @@ class _Calls:
     ) -> None:
         wait = self._backoff.delay(failures, result.retry_after)
         await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
-        if result.kind in ACCOUNT_FAILURES and self.stopped is None:
+        if result.kind.is_account_wide and self.stopped is None:
             self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
 
 

@@ -196,3 +196,19 @@ async def test_sighup_reloads_the_configuration(closte_sandbox: Sandbox, tmp_pat
         await daemon.wait_for("remove first.example.test: done", start=mark)
     finally:
         await daemon.kill()
+
+
+async def test_checks_start_as_soon_as_closte_accepts_an_add(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    names = [f"b{i:02}.example.test" for i in range(30)]
+    site = lay_out(closte_sandbox, tmp_path, file_lines=names)
+    site.point_at_network(*names)
+    # 30 adds at 5 calls/s: the batch takes about 6 s.
+    daemon = await DaemonProcess.start(site, CLOSTE_SYNC_CLOSTE_RATE_PER_SECOND="5")
+    try:
+        first_done = await daemon.wait_for("domain-b00.example.test", "Marking domain as done")
+        pass_end = await daemon.wait_for("pass:", "Closte holds 30")
+        assert first_done < pass_end  # live before the batch finished
+    finally:
+        await daemon.kill()

@@ -347,7 +347,7 @@ async def test_an_unreadable_list_changes_nothing_and_says_so(
     assert [r.path for r in closte_sandbox.api.log[mark:]] == ["/getdomains"]
     assert _held(closte_sandbox) == {"a.com", "not a domain!"}
     event = await sink.wait_for(lambda e: e.level is Level.ERROR, timeout=1)
-    assert "cannot read" in event.message
+    assert "unreadable-list" in event.message and "not a domain!" in event.message
 
 
 @pytest.mark.parametrize("kind", ["malformed", "empty", "html", "permission"])

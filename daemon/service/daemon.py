@@ -119,6 +119,7 @@ class Daemon:
         self.ready.clear()
         async with Engine.open(loaded, self._sinks) as engine:
             self.engine = engine
+            engine.on_checks_due = self.wake_checks
             self._control = DaemonControl(self, engine)
             await self._control.refresh()
             server = await self._open_socket(engine, self._control)

@@ -12,7 +12,7 @@ The effective check interval is, in order: the value an operator set live (the s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,6 +75,8 @@ class Engine:
         self.events = events
         self.hub = hub
         self.snapshots: dict[str, SourceSnapshot] = {}
+        # Called when a domain's checks become due outside the check loop's schedule.
+        self.on_checks_due: Callable[[], None] = lambda: None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -243,6 +245,7 @@ class Engine:
             upsert_only=upsert_only,
             dry_run=dry_run,
             workers=self.settings.closte.concurrency,
+            on_added=lambda name: self._start_checks(desired, name),
         )
         if report.error is None and not dry_run:
             await self._track_stages(desired, report)
@@ -250,6 +253,14 @@ class Engine:
             for name in changed | {*report.adopted, *report.missing, *report.landed}:
                 self.hub.domain_changed(name)
         return report
+
+    async def _start_checks(self, desired: Mapping[str, DesiredDomain], name: str) -> None:
+        """Closte accepted the add: the domain's checks start now, not after the batch."""
+        wanted = desired.get(name)
+        stage = Stage.DONE if wanted is not None and wanted.stage == Stage.DONE else None
+        if await self.store.stages.begin(name, stage or Stage.CHECKING_DNS):
+            self.hub.domain_changed(name)
+            self.on_checks_due()
 
     async def _track_stages(self, desired: Mapping[str, DesiredDomain], report: PassReport) -> None:
         """Checks start as soon as Closte holds a desired domain."""

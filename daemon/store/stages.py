@@ -254,6 +254,20 @@ class Stages:
                 )
         return started, dropped
 
+    async def begin(self, domain: str, stage: Stage, *, now: float | None = None) -> bool:
+        """Start tracking one domain at ``stage``, due now, unless it is tracked already.
+        True when it was new."""
+        name = normalize_domain(domain)
+        at = time.time() if now is None else now
+        async with self._db.transaction(f"starting the checks of {name}") as conn:
+            await _require_ledger_row(conn, name)
+            cursor = await conn.execute(
+                "INSERT INTO stages (domain, stage, tries, next_check_at, stage_since) "
+                "VALUES (?, ?, 0, ?, ?) ON CONFLICT (domain) DO NOTHING",
+                (name, Stage(stage).value, at, at),
+            )
+            return cursor.rowcount == 1
+
     async def next_due_at(self) -> float | None:
         row = await self._db.fetch_one(
             "reading the next check time",
