@@ -89,11 +89,13 @@ def newest_of(path: Path, domain: str | None = None) -> int:
         db.close()
 
 
-def follow_stamps(path: Path) -> dict[int, float]:
+def follow_stamps(path: Path, after_id: int) -> dict[int, float]:
     """seq -> when it was emitted, read back from the messages the harness wrote."""
     db = sqlite3.connect(path)
     try:
-        rows = db.execute("SELECT message FROM events WHERE kind = ?", (FOLLOW_KIND,)).fetchall()
+        rows = db.execute(
+            "SELECT message FROM events WHERE kind = ? AND id > ?", (FOLLOW_KIND, after_id)
+        ).fetchall()
     finally:
         db.close()
     stamps = {}
