@@ -159,6 +159,7 @@ async def follow_latencies(
             if profiled:
                 profile.enable()
             done = await asyncio.wait_for(harness.stdout.readline(), seconds + TIMEOUT_S)
+            ended = time.monotonic()
             total = int(done.split()[1])
             await probe.wait(
                 lambda p: p.event.kind == FOLLOW_KIND and f"seq={total - 1} " in p.event.message,
@@ -180,6 +181,11 @@ async def follow_latencies(
         if found and int(found[1]) > top:
             top = int(found[1])
             reached.append((top, p.at))
+    during = sum(1 for seq, at in reached if at <= ended)
+    print(
+        f"  {len(reached)} paints moved the newest line on screen forward;"
+        f" {during} of them while events were still arriving"
+    )
     stamps = follow_stamps(store, first_id)
     delays: list[tuple[float, float]] = []  # (emitted, delay)
     index = 0
