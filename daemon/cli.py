@@ -72,6 +72,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "closte_sync.daemon.commands.tui",
         "the terminal UI: domains, logs, troubleshooting, settings",
     ),
+    "install-service": (
+        "closte_sync.daemon.commands.install_service",
+        "install the systemd unit, user, config skeleton and folders (--user: no root)",
+    ),
 }
 
 
