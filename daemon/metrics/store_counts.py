@@ -2,7 +2,7 @@
 
 The store's own connections serve the reconciler, the stage runner and the socket; a
 scrape must not queue behind them, nor they behind a scrape. SQLite's WAL lets this reader
-run beside the writer. Two grouped queries walk the ledger's state index and the stages
+run beside the writer. One grouped query walks the ledger's state index and the stages
 table: a few milliseconds for 10,000 domains, in aiosqlite's thread, never on the loop.
 """
 
@@ -21,11 +21,12 @@ from closte_sync.daemon.store import DomainState, Stage
 # What Closte holds, as the ledger saw it at the last look (as LedgerEntry.on_closte).
 _ON_CLOSTE = frozenset({DomainState.HELD, DomainState.ADOPTED, DomainState.REMOVING})
 
-_BY_STATE = "SELECT state, added_by_us, count(*) FROM domains GROUP BY state, added_by_us"
-# As the control socket's status counts them: a removed domain's stage is history.
-_BY_STAGE = (
-    "SELECT s.stage, count(*) FROM stages AS s JOIN domains AS d ON d.domain = s.domain"
-    " WHERE d.state != 'removed' GROUP BY s.stage"
+# One statement, so both counts come from one snapshot of the file. The state index covers
+# the first half; the stages table has a row only for a desired domain Closte holds (the
+# engine keeps it so after every pass), so it is counted as it stands, without a join.
+_COUNTS = (
+    "SELECT 'state', state, sum(added_by_us), count(*) FROM domains GROUP BY state"
+    " UNION ALL SELECT 'stage', stage, 0, count(*) FROM stages GROUP BY stage"
 )
 
 
@@ -61,24 +62,21 @@ class StoreCountReader:
             self._conn = None
 
     async def read(self) -> StoreCounts:
-        """Both counts from one read transaction, so they agree with each other."""
         conn = self._conn
         if conn is None:
             raise RuntimeError("StoreCountReader used outside its context")
         counts = StoreCounts()
         held = owned = 0
         try:
-            await conn.execute("BEGIN")
-            try:
-                for state, ours, count in await conn.execute_fetchall(_BY_STATE, ()):
-                    counts.by_state[str(state)] = counts.by_state.get(str(state), 0) + count
-                    if state in _ON_CLOSTE:
-                        held += count
-                        owned += count if ours else 0
-                for stage, count in await conn.execute_fetchall(_BY_STAGE, ()):
-                    counts.by_stage[str(stage)] = count
-            finally:
-                await conn.execute("COMMIT")
+            rows = await conn.execute_fetchall(_COUNTS, ())
         except sqlite3.Error as exc:
             raise RuntimeError(f"{self._path}: reading domain counts: {exc}") from None
+        for what, name, ours, count in rows:
+            if what == "stage":
+                counts.by_stage[str(name)] = count
+                continue
+            counts.by_state[str(name)] = count
+            if name in _ON_CLOSTE:
+                held += count
+                owned += ours
         return StoreCounts(counts.by_state, counts.by_stage, held=held, owned=owned)
