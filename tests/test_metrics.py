@@ -21,8 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from closte_sync.daemon.config import ConfigError, load_config
 from closte_sync.daemon.metrics.collector import DaemonCollector, DomainCounts
+from closte_sync.daemon.metrics.endpoint import CountsCache
 from closte_sync.daemon.metrics.listen import parse_listen
-from closte_sync.daemon.metrics.store_counts import StoreCounts
+from closte_sync.daemon.metrics.store_counts import StoreCountReader, StoreCounts
+from closte_sync.daemon.settings import StoreSettings
+from closte_sync.daemon.store import Stage, Wish, open_store
 from closte_sync.sandbox.runner import Sandbox
 
 pytest_plugins = ["closte_sync.sandbox.pytest_plugin"]
@@ -239,3 +242,28 @@ async def test_off_by_default_and_a_taken_port_does_not_stop_the_sync(
             assert await daemon.stop() == 0
         finally:
             await daemon.kill()
+
+
+# -- the cached counts ---------------------------------------------------------------------
+
+
+async def test_counts_are_read_again_only_after_a_change(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    async with await open_store(StoreSettings(path=path)) as store:
+        names = ["a.example.test", "b.example.test"]
+        await store.ledger.settle({n: Wish("database") for n in names}, ["a.example.test"])
+        await store.stages.track({"a.example.test": Stage.CHECKING_DNS})
+        async with StoreCountReader(path) as reader:
+            cache = CountsCache(reader, desired=lambda: len(names))
+            first = await cache.fresh()
+            assert first.desired == 2 and first.store.held == 1 and first.store.owned == 0
+            assert first.store.by_state["wanted"] == 1
+            assert first.store.by_stage["checking-dns"] == 1
+
+            await store.ledger.mark_adding("b.example.test")
+            await store.ledger.confirm_added("b.example.test")
+            assert await cache.fresh() is first  # nothing said it changed: no read
+            cache.mark_stale()
+            second = await cache.fresh()
+            assert second.store.held == 2 and second.store.owned == 1
+            assert second.store.by_state["wanted"] == 0

@@ -55,9 +55,9 @@ class CountsCache:
                 self._stale = False  # a change during the read marks it stale again
                 try:
                     store = await self._reader.read()
-                except RuntimeError as exc:
+                except BaseException as exc:  # failed or cut short (timeout): read again next time
                     self._stale = True
-                    self.last_error = str(exc)
+                    self.last_error = repr(exc)
                     raise
                 self.last_error = None
                 self.value = DomainCounts(store, self._desired())
