@@ -116,6 +116,11 @@ class SocketSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str | None = None  # "127.0.0.1:9810": serve Prometheus metrics there; None: off
+
+
+@dataclass(frozen=True)
 class Settings:
     wordpress_root: Path | None = None
     wordpress: WordPressFacts = field(default_factory=WordPressFacts)
@@ -126,3 +131,4 @@ class Settings:
     guard: GuardSettings = field(default_factory=GuardSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     socket: SocketSettings = field(default_factory=SocketSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

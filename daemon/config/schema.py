@@ -19,6 +19,7 @@ from typing import Final, Literal
 
 from closte_sync.daemon import settings as settings_module
 from closte_sync.daemon.config.database import DatabaseUrlError, parse_database_url
+from closte_sync.daemon.metrics.listen import parse_listen
 from closte_sync.daemon.settings import Settings
 from closte_sync.shared.domains import DomainError, normalize_domain
 from closte_sync.shared.secret import Secret
@@ -79,6 +80,13 @@ def _check_base_url(text: str) -> None:
         raise ValueProblem(f"{text!r} is not an http:// or https:// URL")
 
 
+def _check_listen(text: str) -> None:
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise ValueProblem(str(exc)) from None
+
+
 # Limits beyond the type: (minimum, maximum); None for no bound.
 RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "closte.concurrency": (1, 64),
@@ -106,6 +114,7 @@ CHECKS: Final[dict[str, Callable[[str], None]]] = {
     "checks.nameservers": _check_nameserver,
     "checks.network_ips": _check_ip,
     "checks.network_hosts": _check_host,
+    "metrics.listen": _check_listen,
 }
 
 

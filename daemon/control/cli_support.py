@@ -2,6 +2,12 @@
 where the socket is, connecting with a clear message when the daemon is not there, and
 printing errors as text or JSON.
 
+Several networks on one host run as instances of the template unit
+``closte-sync@NAME.service``: configuration ``/etc/closte-sync/NAME.toml``, store
+``/var/lib/closte-sync/NAME/``, socket ``/run/closte-sync/NAME/control.sock``.
+``--instance NAME`` finds that socket; ``CLOSTE_SYNC_RUN_DIR`` moves the base
+(``/run/closte-sync``) for a layout of one's own.
+
 Exit status: 0 done, 1 the daemon said no (or status is unhealthy), 2 usage or
 configuration, 3 the daemon cannot be reached.
 """
@@ -12,10 +18,12 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,22 +37,78 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 
+# -- instances (closte-sync@NAME.service) ----------------------------------------------------
+
+RUN_DIR_ENV = "CLOSTE_SYNC_RUN_DIR"
+RUN_DIR = Path("/run/closte-sync")  # the template unit's RuntimeDirectory=closte-sync/%i
+CONFIG_DIR = Path("/etc/closte-sync")
+STATE_DIR = Path("/var/lib/closte-sync")  # StateDirectory=closte-sync/%i
+# What an instance name may be: a word that is also a safe file and unit name.
+_INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Where instance NAME of the template unit keeps its files."""
+
+    name: str
+    config: Path
+    store: Path
+    socket: Path
+
+    @classmethod
+    def of(cls, name: str, env: Mapping[str, str] | None = None) -> InstancePaths:
+        """ValueError (naming the instance) for a name that is not one word."""
+        if not _INSTANCE.fullmatch(name):
+            raise ValueError(
+                f"instance {name!r}: use letters, digits, '.', '_' or '-' (at most 64),"
+                " starting with a letter or digit, as in closte-sync@NAME.service"
+            )
+        environ = os.environ if env is None else env
+        run_dir = Path(environ.get(RUN_DIR_ENV) or RUN_DIR)
+        return cls(
+            name=name,
+            config=CONFIG_DIR / f"{name}.toml",
+            store=STATE_DIR / name / "state.sqlite3",
+            socket=run_dir / name / "control.sock",
+        )
+
+
+def _instance_name(text: str) -> str:
+    try:
+        return InstancePaths.of(text, {}).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--socket",
         type=Path,
         metavar="PATH",
         help="the daemon's control socket (default: [socket] path from the configuration)",
     )
+    where.add_argument(
+        "--instance",
+        type=_instance_name,
+        metavar="NAME",
+        help=f"the daemon of closte-sync@NAME.service: its socket {RUN_DIR}/NAME/control.sock"
+        f" (the base from ${RUN_DIR_ENV} when set)",
+    )
 
 
 def socket_path(args: argparse.Namespace, err: TextIO | None = None) -> Path:
-    """--socket, else ``[socket] path`` of the configuration, else the default path."""
+    """--socket, else --instance's socket, else ``[socket] path`` of the configuration,
+    else the default path."""
     given: Path | None = getattr(args, "socket", None)
     if given is not None:
         return given
+    instance: str | None = getattr(args, "instance", None)
+    if instance is not None:
+        return InstancePaths.of(instance).socket
     try:
         return load_config(getattr(args, "config", None)).settings.socket.path
     except ConfigError as exc:

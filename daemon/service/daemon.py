@@ -27,6 +27,7 @@ from typing import Any
 from closte_sync.daemon.config import ConfigError, LoadedConfig
 from closte_sync.daemon.control.server import ControlServer, ControlServerError
 from closte_sync.daemon.events import EventSink, Level, make_event
+from closte_sync.daemon.metrics.service import open_metrics
 from closte_sync.daemon.plan import HeldRemovals
 from closte_sync.daemon.reconcile import PassReport
 from closte_sync.daemon.service.actions import DaemonControl
@@ -123,6 +124,8 @@ class Daemon:
             self._control = DaemonControl(self, engine)
             await self._control.refresh()
             server = await self._open_socket(engine, self._control)
+            # Prometheus metrics when [metrics] listen is set; they live as long as the engine.
+            metrics = await open_metrics(engine, self._control.live_status)
             try:
                 self._spawn(self._pass_loop(engine), self._check_loop(engine))
                 self._spawn(*(self._supervise(engine, s) for s in engine.sources))
@@ -135,6 +138,8 @@ class Daemon:
             finally:
                 self.engine = None
                 await self._cancel_all()
+                if metrics is not None:
+                    await metrics.aclose()
                 if server is not None:
                     await server.aclose()
 
