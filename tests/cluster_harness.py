@@ -52,12 +52,20 @@ class Fleet:
     def alive(self) -> list[DaemonProcess]:
         return [n for n in self.nodes if n.process.returncode is None]
 
+    def marks(self) -> dict[int, int]:
+        """How many lines each node has logged so far (for ``leader(since=...)``)."""
+        return {id(n): len(n.lines) for n in self.nodes}
+
     async def leader(
-        self, among: Sequence[DaemonProcess] | None = None, *, timeout: float = 15.0
+        self,
+        among: Sequence[DaemonProcess] | None = None,
+        *,
+        since: dict[int, int] | None = None,
+        timeout: float = 15.0,
     ) -> DaemonProcess:
-        """The first of these nodes to log that it leads (from now on)."""
+        """The first of these nodes to log that it leads (after ``since``, or from now)."""
         nodes = list(among if among is not None else self.alive)
-        marks = {id(n): len(n.lines) for n in nodes}
+        marks = {id(n): len(n.lines) for n in nodes} | (since or {})
         waits = {
             asyncio.ensure_future(n.wait_for(LEADER_LINE, timeout=timeout, start=marks[id(n)])): n
             for n in nodes

@@ -124,3 +124,38 @@ async def _wait_in_sync(fleet: Fleet, count: int) -> None:
     """Until the node that leads logs a pass that finds Closte holding ``count`` in sync."""
     leader = await fleet.current_leader()
     await leader.wait_for(f"Closte holds {count};", "; in sync", timeout=60.0)
+
+
+async def test_ten_failovers_during_churn_never_double_an_add_nor_touch_a_foreign_alias(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = lay_out(closte_sandbox, tmp_path)
+    foreign = "foreign.fleet.test"  # put there by someone else: never ours to remove
+    closte_sandbox.state.add_alias(closte_sandbox.api_key, foreign, False)
+    async with mysql_database() as db:
+        fleet = Fleet(site, db)
+        try:
+            await fleet.start(3)
+            leader = await fleet.current_leader()
+            rows: dict[str, int] = {}
+            for round_ in range(10):
+                mark = len(leader.lines)
+                for i in range(3):
+                    name = f"r{round_}-{i}.fleet.test"
+                    rows[name] = await add_mapping(db, name, blog_id=1)
+                if round_ % 2:
+                    victim = sorted(rows)[round_ % len(rows)]
+                    await db.execute("DELETE FROM {m} WHERE id = ?", rows.pop(victim))
+                await leader.wait_for("add r", ": done", start=mark)  # mid-batch
+                since = fleet.marks()
+                await leader.kill()  # mid-batch, or between passes
+                (replacement,) = await fleet.start(1)
+                leader = await fleet.leader(since=since | {id(replacement): 0})
+            await _wait_in_sync(fleet, len(rows) + 1)
+            requests = closte_sandbox.state.requests
+            assert doubled_adds(requests, {foreign}) == []
+            removed = {r.fields.get("domain") for r in calls(requests, "/deletedomainalias")}
+            assert foreign not in removed
+            assert set(site.held()) == set(rows) | {foreign}
+        finally:
+            await fleet.close()
