@@ -139,8 +139,17 @@ class SharedTables:
         self._writer = writer  # host:pid, for whoever reads the table by hand
 
     async def create(self) -> None:
-        await self._lock.run(_create_ledger(self.ledger))
-        await self._lock.run(_create_leader(self.leader))
+        # Asked first: CREATE TABLE IF NOT EXISTS on an existing table leaves a warning.
+        rows = await self._lock.run(
+            "SELECT TABLE_NAME FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s)",
+            (self.ledger, self.leader),
+        )
+        there = {str(r[0]) for r in rows}
+        if self.ledger not in there:
+            await self._lock.run(_create_ledger(self.ledger))
+        if self.leader not in there:
+            await self._lock.run(_create_leader(self.leader))
 
     async def read(self) -> dict[str, LedgerEntry]:
         rows = await self._lock.run(f"SELECT {', '.join(_COLUMNS)} FROM `{self.ledger}`")
