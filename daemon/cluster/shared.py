@@ -12,11 +12,12 @@ merges into it (``merge``) before its first pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from closte_sync.daemon.cluster.lock import LeaderLock
+from closte_sync.daemon.cluster.lock import LeaderLock, LockUnavailable
 from closte_sync.daemon.store import DomainState, LedgerEntry
 from closte_sync.daemon.store.ledger import DomainOrigin
 
@@ -138,17 +139,52 @@ class SharedTables:
         self.leader = leader_table(base_prefix)
         self._writer = writer  # host:pid, for whoever reads the table by hand
 
-    async def create(self) -> None:
-        # Asked first: CREATE TABLE IF NOT EXISTS on an existing table leaves a warning.
+    async def missing(self) -> list[str]:
         rows = await self._lock.run(
             "SELECT TABLE_NAME FROM information_schema.TABLES"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s)",
             (self.ledger, self.leader),
         )
         there = {str(r[0]) for r in rows}
-        if self.ledger not in there:
+        return [t for t in (self.ledger, self.leader) if t not in there]
+
+    async def access_problem(self) -> str | None:
+        """Why the leader could not keep the shared tables, or None (changes nothing).
+        Statements that match no row still need their privilege."""
+        missing = await self.missing()
+        if missing and not await self._may_create():
+            return f"{', '.join(missing)} not there yet, and this user may not CREATE tables"
+        for table in (t for t in (self.ledger, self.leader) if t not in missing):
+            for probe in (
+                f"SELECT 1 FROM `{table}` WHERE 1 = 0",
+                f"INSERT INTO `{table}` SELECT * FROM `{table}` WHERE 1 = 0",
+                f"UPDATE `{table}` SET {'domain = domain' if table == self.ledger else 'id = id'}"
+                " WHERE 1 = 0",
+                f"DELETE FROM `{table}` WHERE 1 = 0",
+            ):
+                try:
+                    await self._lock.run(probe)
+                except LockUnavailable as exc:
+                    return f"{probe.split()[0]} on {table} refused: {exc}"
+        return None
+
+    async def _may_create(self) -> bool:
+        rows = await self._lock.run("SHOW GRANTS FOR CURRENT_USER()")
+        for (grant,) in rows:
+            text = str(grant).upper()
+            privileges = text.split(" ON ", 1)[0]
+            if "ALL PRIVILEGES" in privileges or re.search(
+                r"\bCREATE\b(?! (TEMPORARY|VIEW|ROUTINE|USER|TABLESPACE))", privileges
+            ):
+                return True
+        return False
+
+    async def create(self) -> None:
+        # Asked first: CREATE TABLE IF NOT EXISTS on an existing table leaves a warning.
+        missing = await self.missing()
+        if self.ledger in missing:
             await self._lock.run(_create_ledger(self.ledger))
-        if self.leader not in there:
+        if self.leader in missing:
             await self._lock.run(_create_leader(self.leader))
 
     async def read(self) -> dict[str, LedgerEntry]:
