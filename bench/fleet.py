@@ -30,12 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sources import create_database, figure, percentile, root_connection  # noqa: E402
+from sources import create_database, figure, percentile, root_connection
 
-from closte_sync.daemon.cluster.lock import LeaderLock  # noqa: E402
-from closte_sync.daemon.settings import DatabaseConnection  # noqa: E402
-from closte_sync.sandbox.runner import Sandbox  # noqa: E402
-from closte_sync.sandbox.wordpress import build_network  # noqa: E402
+from closte_sync.daemon.cluster.lock import LeaderLock
+from closte_sync.daemon.settings import DatabaseConnection
+from closte_sync.sandbox.runner import Sandbox
+from closte_sync.sandbox.wordpress import build_network
 
 HOST, PORT = "127.0.0.1", 3306
 GOALS = {"failover_p99": 10.0, "lock_check_ms": 1.0}
