@@ -45,7 +45,8 @@ class DoctorContext:
         return self.loaded.settings if self.loaded else None
 
 
-Check = Callable[[DoctorContext], Awaitable[CheckResult]]
+# A check that does not apply to this installation answers None and is not listed.
+Check = Callable[[DoctorContext], Awaitable[CheckResult | None]]
 
 
 async def check_configuration(ctx: DoctorContext) -> CheckResult:
@@ -285,15 +286,16 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
     )
 
 
-async def check_cluster(ctx: DoctorContext) -> CheckResult:
+async def check_cluster(ctx: DoctorContext) -> CheckResult | None:
     """[cluster] on: the lock can be tried, and the shared tables may be kept (the grant:
-    CREATE once, then SELECT, INSERT, UPDATE, DELETE). Changes nothing."""
+    CREATE once, then SELECT, INSERT, UPDATE, DELETE). Changes nothing. Not listed when
+    [cluster] is off."""
     name = "several web nodes"
     settings = ctx.settings
     if settings is None:
         return CheckResult(name, Status.SKIP, "needs the configuration")
     if not settings.cluster.enabled:
-        return CheckResult(name, Status.PASS, "[cluster] off: this daemon acts alone")
+        return None
     from closte_sync.daemon.cluster import default_lock_name
     from closte_sync.daemon.cluster.leadership import SINGLE_NODE
     from closte_sync.daemon.cluster.lock import LeaderLock, LockUnavailable
@@ -341,10 +343,11 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 async def run_checks(
     ctx: DoctorContext, checks: tuple[Check, ...] = DEFAULT_CHECKS
 ) -> list[CheckResult]:
-    return [await _run_one(check, ctx) for check in checks]
+    results = [await _run_one(check, ctx) for check in checks]
+    return [result for result in results if result is not None]
 
 
-async def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
+async def _run_one(check: Check, ctx: DoctorContext) -> CheckResult | None:
     """A check that breaks is a failed check with its reason, never a traceback: the
     doctor is what a user runs when things are already wrong."""
     try:

@@ -302,6 +302,8 @@ class Daemon:
                 self._say(Level.ERROR, f"a round of stage checks failed: {exc!r}")
             next_at = await engine.store.stages.next_due_at()
             wait = 60.0 if next_at is None else min(60.0, max(0.05, next_at - time.time()))
+            if self.leadership is not None and not self.leadership.is_leader:
+                wait = 60.0  # a standby checks nothing; taking the lead wakes this loop
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._checks_wake.wait()
