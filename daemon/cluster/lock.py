@@ -79,7 +79,8 @@ class LeaderLock:
                         return list(await cur.fetchall())
             except (pymysql.err.Error, OSError, TimeoutError) as exc:
                 await self._drop()
-                raise self._unavailable("lost the lock connection", exc) from None
+                # Whatever went wrong, the connection (and any lock on it) is gone now.
+                raise self._unavailable(f"{sql.split()[0]} failed", exc) from None
 
     async def acquire(self) -> bool:
         """Take the lock if it is free now; never waits."""
