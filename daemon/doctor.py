@@ -45,7 +45,8 @@ class DoctorContext:
         return self.loaded.settings if self.loaded else None
 
 
-Check = Callable[[DoctorContext], Awaitable[CheckResult]]
+# A check that does not apply to this installation answers None and is not listed.
+Check = Callable[[DoctorContext], Awaitable[CheckResult | None]]
 
 
 async def check_configuration(ctx: DoctorContext) -> CheckResult:
@@ -285,12 +286,55 @@ async def check_database(ctx: DoctorContext) -> CheckResult:
     )
 
 
+async def check_cluster(ctx: DoctorContext) -> CheckResult | None:
+    """[cluster] on: the lock can be tried, and the shared tables may be kept (the grant:
+    CREATE once, then SELECT, INSERT, UPDATE, DELETE). Changes nothing. Not listed when
+    [cluster] is off."""
+    name = "several web nodes"
+    settings = ctx.settings
+    if settings is None:
+        return CheckResult(name, Status.SKIP, "needs the configuration")
+    if not settings.cluster.enabled:
+        return None
+    from closte_sync.daemon.cluster import default_lock_name
+    from closte_sync.daemon.cluster.leadership import SINGLE_NODE
+    from closte_sync.daemon.cluster.lock import LeaderLock, LockUnavailable
+    from closte_sync.daemon.cluster.shared import GRANT_PRIVILEGES, SharedTables
+
+    connection = settings.database.connection
+    if connection is None or connection.kind != "mysql":
+        return CheckResult(name, Status.PASS, f"{SINGLE_NODE} ([cluster] enabled has no effect)")
+    lock = LeaderLock(
+        connection, settings.cluster.lock_name or default_lock_name(settings.database)
+    )
+    shared = SharedTables(lock, settings.database.base_prefix, "doctor")
+    try:
+        problem = await shared.access_problem()
+        leader = await shared.current_leader() if not await shared.missing() else None
+    except LockUnavailable as exc:
+        return CheckResult(name, Status.FAIL, str(exc), "check [database] url and the server")
+    finally:
+        await lock.close()
+    where = f"{connection.describe()}, lock {lock.name!r}"
+    if problem is not None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{where}: {problem}",
+            f"grant {', '.join(GRANT_PRIVILEGES)} on {shared.ledger} and {shared.leader}"
+            f" (CREATE only until the leader has made them) to the database user",
+        )
+    held = f"led by {leader.host} (pid {leader.pid})" if leader is not None else "no leader yet"
+    return CheckResult(name, Status.PASS, f"{where}: shared tables usable; {held}")
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     check_configuration,
     check_wp_config,
     check_api_key,
     check_closte,
     check_database,
+    check_cluster,
     check_socket_dir,
     check_store,
 )
@@ -299,10 +343,11 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
 async def run_checks(
     ctx: DoctorContext, checks: tuple[Check, ...] = DEFAULT_CHECKS
 ) -> list[CheckResult]:
-    return [await _run_one(check, ctx) for check in checks]
+    results = [await _run_one(check, ctx) for check in checks]
+    return [result for result in results if result is not None]
 
 
-async def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
+async def _run_one(check: Check, ctx: DoctorContext) -> CheckResult | None:
     """A check that breaks is a failed check with its reason, never a traceback: the
     doctor is what a user runs when things are already wrong."""
     try:

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from closte_sync.daemon.closte.client import ClosteClient
 from closte_sync.daemon.closte.results import CallResult, ResultKind
@@ -53,6 +54,24 @@ NOT_MADE = frozenset(
         ResultKind.RATE_LIMITED,
     }
 )
+
+
+class GateClosed(Exception):
+    """The pass may not act now (another daemon of the fleet leads); the message says why."""
+
+
+class CallGate(Protocol):
+    """What a fleet's leader awaits around Closte calls (``closte_sync.daemon.cluster``):
+    each raises ``GateClosed`` when this daemon must stop acting at once."""
+
+    async def settled(self, entries: Mapping[str, LedgerEntry]) -> None:
+        """The ledger after the pass's news, before any call."""
+
+    async def before_call(self, entry: LedgerEntry) -> None:
+        """The intent just recorded, before its call goes out."""
+
+    async def after_call(self, entry: LedgerEntry) -> None:
+        """The outcome just recorded."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +153,11 @@ async def reconcile_once(
     backoff: Backoff | None = None,
     now: Callable[[], float] = time.time,
     on_added: Callable[[str], Awaitable[None]] | None = None,
+    gate: CallGate | None = None,
 ) -> PassReport:
-    """``on_added`` is awaited for each domain the moment Closte accepts its add (its stage
+    """``gate``: awaited before the calls and around each one (several nodes, one leader).
+
+    ``on_added`` is awaited for each domain the moment Closte accepts its add (its stage
     checks can start then, not at the end of a long batch).
 
     ``unhealthy``: the snapshots of sources that could not be read. Their last good sets
@@ -164,6 +186,12 @@ async def reconcile_once(
         report.landed = tuple(settled.landed)
         _report_news(report, events)
     report.entries = entries
+    if gate is not None and not dry_run:
+        try:
+            await gate.settled(entries)
+        except GateClosed as exc:
+            report.stopped = str(exc)
+            return report
 
     held_origins = {origin for s in unhealthy for origin in ORIGINS_OF_SOURCE.get(s.source, ())}
     ours = [e for e in entries.values() if e.added_by_us]
@@ -221,7 +249,7 @@ async def reconcile_once(
     report.refused, report.deferred = tuple(refused), tuple(sorted(deferred))
     if dry_run:
         return report
-    runner = _Calls(closte, store, events, backoff or Backoff(), now, on_added)
+    runner = _Calls(closte, store, events, backoff or Backoff(), now, on_added, gate)
     report.results = await runner.run(
         [(runner.add, n) for n in adds] + [(runner.remove, n) for n in removes], workers
     )
@@ -284,8 +312,10 @@ class _Calls:
         backoff: Backoff,
         now: Callable[[], float],
         on_added: Callable[[str], Awaitable[None]] | None = None,
+        gate: CallGate | None = None,
     ) -> None:
         self._closte = closte
+        self._gate = gate
         self._on_added = on_added
         self._ledger = store.ledger
         self._events = events
@@ -306,6 +336,9 @@ class _Calls:
                 step, name = queue.pop()
                 try:
                     result = await step(name)
+                except GateClosed as exc:
+                    self.stopped = str(exc)  # the other workers stop before their next call
+                    continue
                 except Exception as exc:  # one domain's trouble is that domain's event
                     self._events.emit(
                         make_event(
@@ -331,13 +364,17 @@ class _Calls:
 
     async def add(self, name: str) -> CallResult:
         entry = await self._ledger.mark_adding(name)
+        if self._gate is not None:
+            await self._gate.before_call(entry)
         result = await self._closte.add_alias(name)
         if result.ok:
-            await self._ledger.confirm_added(name)
+            await self._after(await self._ledger.confirm_added(name))
             if self._on_added is not None:
                 await self._on_added(name)
         elif result.kind.is_refusal:
-            await self._ledger.mark_refused(name, str(result.kind), _text(result))
+            await self._after(
+                await self._ledger.mark_refused(name, str(result.kind), _text(result))
+            )
             hint = result.hint
             self._events.emit(
                 make_event(
@@ -356,9 +393,11 @@ class _Calls:
 
     async def remove(self, name: str) -> CallResult:
         entry = await self._ledger.mark_removing(name)
+        if self._gate is not None:
+            await self._gate.before_call(entry)
         result = await self._closte.remove_alias(name)
         if result.ok:
-            await self._ledger.mark_removed(name)
+            await self._after(await self._ledger.mark_removed(name))
         else:
             await self._fail(name, entry.failures + 1, result)
         return result
@@ -367,9 +406,15 @@ class _Calls:
         self, name: str, failures: int, result: CallResult, *, not_made: bool = False
     ) -> None:
         wait = self._backoff.delay(failures, result.retry_after)
-        await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
+        await self._after(
+            await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
+        )
         if result.kind.is_account_wide and self.stopped is None:
             self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
+
+    async def _after(self, entry: LedgerEntry) -> None:
+        if self._gate is not None:
+            await self._gate.after_call(entry)
 
 
 def _text(result: CallResult) -> str:

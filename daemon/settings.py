@@ -121,6 +121,16 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several web nodes on one database: exactly one daemon (the holder of a MySQL named
+    lock) calls Closte; the others stand by."""
+
+    enabled: bool = False
+    lock_name: str = ""  # empty: "closte_sync:<database>:<base_prefix>"
+    retry_s: float = 3.0  # how often a standby tries for the lock, and the leader re-checks it
+
+
+@dataclass(frozen=True)
 class Settings:
     wordpress_root: Path | None = None
     wordpress: WordPressFacts = field(default_factory=WordPressFacts)
@@ -132,3 +142,4 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     socket: SocketSettings = field(default_factory=SocketSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)

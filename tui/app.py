@@ -204,7 +204,8 @@ class ClosteSyncApp(App[None]):
             self._status_timer = self.set_timer(self.status_every_s, self.poll_status)
 
     def on_new_events(self, _message: NewEvents) -> None:
-        self.main.query_one(LogsPane).view.fetch_new()
+        for pane in self.main.query(LogsPane):  # none while the screen is still mounting
+            pane.view.fetch_new()
 
     def on_rows_changed(self, message: RowsChanged) -> None:
         domains = self.main.query_one(DomainsPane)

@@ -129,7 +129,7 @@ async def stop_daemon(daemon: asyncio.subprocess.Process) -> int:
     if daemon.returncode is None:
         daemon.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):  # SIGTERM lets a pass finish its calls first
                 return await daemon.wait()
         except TimeoutError:
             daemon.kill()

@@ -75,6 +75,12 @@ def _check_prefix(text: str) -> None:
         raise ValueProblem(f"{text!r} may hold only letters, digits and underscores")
 
 
+def _check_lock_name(text: str) -> None:
+    # MySQL refuses lock names longer than 64 characters.
+    if len(text) > 64:
+        raise ValueProblem(f"{text[:20]!r}...: at most 64 characters (MySQL's limit)")
+
+
 def _check_base_url(text: str) -> None:
     if not re.match(r"https?://[^/\s]+", text):
         raise ValueProblem(f"{text!r} is not an http:// or https:// URL")
@@ -107,6 +113,7 @@ RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "guard.min_held": (0, None),
     "store.retention_days": (1, None),
     "store.max_events": (1, None),
+    "cluster.retry_s": (0.1, 600),
 }
 CHECKS: Final[dict[str, Callable[[str], None]]] = {
     "closte.base_url": _check_base_url,
@@ -115,6 +122,7 @@ CHECKS: Final[dict[str, Callable[[str], None]]] = {
     "checks.network_ips": _check_ip,
     "checks.network_hosts": _check_host,
     "metrics.listen": _check_listen,
+    "cluster.lock_name": _check_lock_name,
 }
 
 

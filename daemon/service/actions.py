@@ -8,6 +8,7 @@ live state and every change an operator can make.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ class DaemonControl:
             },
             "interval": dict(self._interval),
             "tries": dict(self._tries),
+            **self._role(),
             "closte": {
                 "base_url": self._engine.settings.closte.base_url,
                 "api_key": (
@@ -79,6 +81,18 @@ class DaemonControl:
                 ),
             },
         }
+
+    def _role(self) -> Mapping[str, Any]:
+        """Leader or standby among the nodes on one database ([cluster]); alone, it leads."""
+        leadership = self._daemon.leadership
+        if leadership is not None:
+            return leadership.status()
+        me = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": self._daemon.live.started_at,
+        }
+        return {"role": "leader", "leader": me, "single_node": True}
 
     async def retry(self, domain: str) -> str:
         message = await self._engine.retry(domain)

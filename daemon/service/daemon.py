@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from closte_sync.daemon.cluster import Leadership, Role
 from closte_sync.daemon.config import ConfigError, LoadedConfig
 from closte_sync.daemon.control.server import ControlServer, ControlServerError
 from closte_sync.daemon.events import EventSink, Level, make_event
@@ -88,6 +89,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self._control: DaemonControl | None = None
+        # [cluster] on: who acts among the nodes on one database (None: this one, alone).
+        self.leadership: Leadership | None = None
 
     # -- life --------------------------------------------------------------------------
 
@@ -121,6 +124,8 @@ class Daemon:
         async with Engine.open(loaded, self._sinks) as engine:
             self.engine = engine
             engine.on_checks_due = self.wake_checks
+            self.leadership = self._leadership(engine)
+            engine.gate = self.leadership
             self._control = DaemonControl(self, engine)
             await self._control.refresh()
             server = await self._open_socket(engine, self._control)
@@ -130,6 +135,8 @@ class Daemon:
                 self._spawn(self._pass_loop(engine), self._check_loop(engine))
                 self._spawn(*(self._supervise(engine, s) for s in engine.sources))
                 self._spawn(self._watchdog_loop(), self._prune_loop(engine))
+                if self.leadership is not None:
+                    self._spawn(self.leadership.run(self._stop))
                 await self._announce_ready(engine)
                 await _first(self._stop.wait(), self._reload.wait())
                 self.notifier.stopping() if self._stop.is_set() else None
@@ -137,6 +144,7 @@ class Daemon:
                 await self._wind_down()
             finally:
                 self.engine = None
+                self.leadership = None
                 await self._cancel_all()
                 if metrics is not None:
                     await metrics.aclose()
@@ -164,6 +172,21 @@ class Daemon:
             return None
         self._say(Level.INFO, f"control socket at {settings.socket.path}")
         return server
+
+    def _leadership(self, engine: Engine) -> Leadership | None:
+        settings = engine.settings
+        if not settings.cluster.enabled:
+            return None
+
+        def on_change(role: Role) -> None:
+            # A new leader passes at once (its ledger has just taken the shared rows).
+            if role is Role.LEADER:
+                self._trigger.set()
+                self._checks_wake.set()
+
+        return Leadership(
+            settings.cluster, settings.database, engine.store, engine.events, on_change=on_change
+        )
 
     def _spawn(self, *coroutines: Coroutine[Any, Any, None]) -> None:
         self._tasks.extend(asyncio.create_task(c) for c in coroutines)
@@ -231,6 +254,8 @@ class Daemon:
         return wait
 
     async def run_pass(self, engine: Engine) -> PassReport | None:
+        if self.leadership is not None and not self.leadership.is_leader:
+            return None  # a standby does not act; the leader's passes are the fleet's
         async with self._pass_lock:
             live = self.live
             live.pass_running = True
@@ -274,13 +299,16 @@ class Daemon:
                         f" {moved} waiting check(s) moved up",
                     )
                 interval = effective.value
-                await engine.run_checks()
+                if self.leadership is None or await self.leadership.confirm():
+                    await engine.run_checks()
                 if self._control is not None:
                     await self._control.refresh()
             except Exception as exc:
                 self._say(Level.ERROR, f"a round of stage checks failed: {exc!r}")
             next_at = await engine.store.stages.next_due_at()
             wait = 60.0 if next_at is None else min(60.0, max(0.05, next_at - time.time()))
+            if self.leadership is not None and not self.leadership.is_leader:
+                wait = 60.0  # a standby checks nothing; taking the lead wakes this loop
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._checks_wake.wait()

@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from closte_sync.daemon.checks import DnsChecker, DnsResolver, NetworkTarget, TlsChecker
 from closte_sync.daemon.closte.client import ClosteClient
 from closte_sync.daemon.config import LoadedConfig
 from closte_sync.daemon.control.hub import ControlHub
 from closte_sync.daemon.events import EventSink, Level, make_event
-from closte_sync.daemon.reconcile import PassReport, reconcile_once
+from closte_sync.daemon.reconcile import CallGate, PassReport, reconcile_once
 from closte_sync.daemon.service.console import TeeSink
 from closte_sync.daemon.service.stage_runner import RoundReport, StageLimits, StageRunner
 from closte_sync.daemon.settings import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S
@@ -53,6 +53,12 @@ def clamp_interval(value: int) -> int:
     return max(MIN_INTERVAL_S, min(MAX_INTERVAL_S, value))
 
 
+class LeaderGate(CallGate, Protocol):
+    async def confirm(self) -> bool:
+        """Whether this daemon still leads (and may write stages back)."""
+        ...
+
+
 class Engine:
     def __init__(
         self,
@@ -77,6 +83,9 @@ class Engine:
         self.snapshots: dict[str, SourceSnapshot] = {}
         # Called when a domain's checks become due outside the check loop's schedule.
         self.on_checks_due: Callable[[], None] = lambda: None
+        # Several nodes on one database: the leader's gate around every Closte call and
+        # stage write-back (set by the daemon when [cluster] is on; None: act alone).
+        self.gate: LeaderGate | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -246,6 +255,7 @@ class Engine:
             dry_run=dry_run,
             workers=self.settings.closte.concurrency,
             on_added=lambda name: self._start_checks(desired, name),
+            gate=self.gate,
         )
         if report.error is None and not dry_run:
             await self._track_stages(desired, report)
@@ -297,6 +307,8 @@ class Engine:
     async def write_stage(self, name: str, stage: Stage, secure: bool) -> None:
         if self.database is None:
             return
+        if self.gate is not None and not await self.gate.confirm():
+            return  # only the leader writes stages back
         wanted = self.desired().get(name)
         if wanted is None or wanted.origin not in ("database", "site"):
             return  # the domains file's names have no row to write to

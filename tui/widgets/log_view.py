@@ -4,6 +4,7 @@ what arrives meanwhile ("+N new")."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict
@@ -32,6 +33,8 @@ LEVEL_STYLES = {
     "error": "bold red",
 }
 CACHE_LINES = 2000
+
+TAIL_RETRY_S = 0.5  # longer than the event writer's batch interval
 
 
 class LogView(ScrollView, can_focus=True):
@@ -67,6 +70,8 @@ class LogView(ScrollView, can_focus=True):
         self._clock = clock
         self._lines: OrderedDict[tuple[int, int], Strip] = OrderedDict()
         self._loading = False
+        self._tailing = False
+        self._more_new = False
 
     # -- data -----------------------------------------------------------------------------
 
@@ -101,12 +106,31 @@ class LogView(ScrollView, can_focus=True):
         self._want_visible()
         self.post_message(self.Updated(self.model.total))
 
-    @work(exclusive=True, group="log-tail", exit_on_error=False)
-    async def fetch_new(self) -> None:
-        """Events arrived: fetch what is newer than the newest row held."""
-        await self._fetch_newer()
+    def fetch_new(self) -> None:
+        """Events arrived: fetch what is newer than the newest row held. Pushes that come
+        while a fetch runs are folded into one more fetch after it, never a restart: at a
+        thousand events a second a restarted fetch would never finish."""
+        self._more_new = True
+        if not self._tailing:
+            self._tailing = True
+            self._tail()
 
-    async def _fetch_newer(self) -> None:
+    @work(group="log-tail", exit_on_error=False)
+    async def _tail(self) -> None:
+        try:
+            while self._more_new:
+                self._more_new = False
+                if not await self._fetch_newer():
+                    # The daemon pushes an event before its writer has stored it (it
+                    # batches for up to 0.2 s): look once more when it surely has.
+                    await asyncio.sleep(TAIL_RETRY_S)
+                    await self._fetch_newer()
+        finally:
+            self._tailing = False
+
+    async def _fetch_newer(self) -> int:
+        """Fetch newer rows; how many were added."""
+        total = 0
         newest = self.model.newest_id
         generation = self.model.generation
         while True:
@@ -115,11 +139,12 @@ class LogView(ScrollView, can_focus=True):
                     Op.EVENTS_AFTER, after_id=newest or 0, filter=self.model.filter, limit=1000
                 )
             except (DaemonUnavailable, ControlError):
-                return
+                return total
             if generation != self.model.generation:
-                return
+                return total
             events = [EventRow.from_json(e) for e in result["events"]]  # type: ignore[attr-defined]
             added = self.model.append(events)
+            total += added
             if added:
                 if not self.follow:
                     self.unseen += added
@@ -128,7 +153,7 @@ class LogView(ScrollView, can_focus=True):
                     self._to_end()
                 self.post_message(self.Updated(self.model.total))
             if len(events) < 1000:
-                return
+                return total
             newest = self.model.newest_id
 
     def _want_visible(self) -> None:
