@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent
 
-from closte_sync.daemon.control.cli_support import age
+from closte_sync.daemon.control.cli_support import age, role_text
 from closte_sync.daemon.control.client import ControlClient, ControlError, DaemonUnavailable
 from closte_sync.shared.protocol import DomainRow, Op, Push, PushMessage
 from closte_sync.tui.commands import palette_commands
@@ -221,6 +221,8 @@ class ClosteSyncApp(App[None]):
         daemon = self.status.get("daemon", {})
         last = daemon.get("last_good_pass_at")
         text = f"last good pass {age(last, self.clock())}" if last else "no good pass yet"
+        if daemon.get("role") == "standby":  # its tables fill only once it leads
+            text = role_text(daemon, self.clock()) + " · the leader acts"
         if daemon.get("held_plan"):
             text += " · removals held"
         self.main.query_one(TopBar).show_last_pass(text)

@@ -18,6 +18,7 @@ from closte_sync.daemon.control.cli_support import (
     age,
     clock,
     print_json,
+    role_text,
     run_with_client,
 )
 from closte_sync.daemon.control.client import ControlClient
@@ -46,7 +47,9 @@ def problems_of(status: Mapping[str, Any], max_age: float | None) -> list[str]:
     now = float(status.get("now", 0.0))
     interval = daemon.get("interval", {}).get("value") or 300
     limit = max_age if max_age is not None else max(3 * float(interval), MIN_MAX_AGE_S)
-    problems = []
+    problems: list[str] = []
+    if daemon.get("role") == "standby":
+        return problems  # a standby makes no passes: its leader does (see `role`)
     good = daemon.get("last_good_pass_at")
     if good is None:
         problems.append("no pass has succeeded yet")
@@ -80,6 +83,7 @@ def as_text(status: Mapping[str, Any], problems: list[str]) -> str:
     lines = [
         f"closte-sync {daemon.get('version', '?')} (pid {daemon.get('pid', '?')})"
         + ("  - a pass is running" if daemon.get("pass_running") else ""),
+        f"role:            {role_text(daemon, now)}",
         f"last pass:       {clock(daemon.get('last_pass_at'))} "
         f"({age(daemon.get('last_pass_at'), now)})",
         f"last good pass:  {clock(daemon.get('last_good_pass_at'))} "

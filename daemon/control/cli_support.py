@@ -204,3 +204,13 @@ def age(at: float | None, now: float) -> str:
     else:
         text = f"{seconds / 86400:.0f} d"
     return f"in {text}" if later else f"{text} ago"
+
+
+def role_text(daemon: Mapping[str, Any], now: float) -> str:
+    """'leader', or 'standby (leader: host, since ...)' on a node that waits its turn."""
+    if daemon.get("role") != "standby":
+        return "leader"
+    leader = daemon.get("leader") or {}
+    since = leader.get("since")
+    when = f", since {clock(since)}" if since else ""
+    return f"standby (leader: {leader.get('host', 'unknown')}{when})"
