@@ -75,3 +75,16 @@ async def test_a_mass_removal_is_held_then_released_by_its_plan_id_only(
     )
     assert sorted(json.loads(out)["remove"]) == names[1:]
     assert site.held() == {"m0.example.test"}
+
+
+async def test_once_leaves_calls_to_the_leader_when_clustering_is_on(
+    closte_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = lay_out(closte_sandbox, tmp_path, file_lines=["a.example.test"])
+    cluster = {
+        "CLOSTE_SYNC_CLUSTER_ENABLED": "true",
+        "CLOSTE_SYNC_DATABASE_URL": "mysql://root@127.0.0.1:3306/test",
+    }
+    code, _out, err = await run_cli(site, "once", **cluster)
+    assert code == 2 and "only the leading daemon" in err
+    assert site.held() == set()

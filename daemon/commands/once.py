@@ -38,6 +38,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"closte-sync once: {exc}", file=sys.stderr)
         return 2
+    settings = loaded.settings
+    connection = settings.database.connection
+    clustered = connection is not None and connection.kind == "mysql" and settings.cluster.enabled
+    if clustered and not args.dry_run:
+        # Only the holder of the cluster's lock may call Closte; `once` does not take it.
+        print(
+            "closte-sync once: [cluster] enabled is on, so only the leading daemon calls"
+            " Closte; use `closte-sync status` and `closte-sync release` on it, or"
+            " `once --dry-run` here (or set CLOSTE_SYNC_CLUSTER_ENABLED=false when no"
+            " daemon runs)",
+            file=sys.stderr,
+        )
+        return 2
     return asyncio.run(_once(args, loaded))
 
 
