@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench sandbox screenshots clean
+.PHONY: test lint typecheck pytest demo bench bench-compare sandbox screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,21 @@ pytest: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/closte-sync demo
 
+# Every bench/*.py (not _*.py): one table, and the same as JSON in bench/results/.
 bench: $(STAMP)
-	@for f in bench/*.py; do case $$f in */_*) continue;; esac; echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/_report.py run
+
+# The change between two reports: `make bench-compare A B` (paths or names in
+# bench/results/), or `make bench-compare A=... B=...`; none: the two newest.
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+COMPARE_ARGS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+ifneq ($(COMPARE_ARGS),)
+$(eval $(COMPARE_ARGS):;@:)
+endif
+endif
+
+bench-compare: $(STAMP)
+	$(BIN)/python bench/_report.py compare $(COMPARE_ARGS) $(A) $(B)
 
 # The TUI screenshots in docs/, taken of the demo's real daemon.
 screenshots: $(STAMP)
