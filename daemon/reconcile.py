@@ -171,7 +171,7 @@ async def reconcile_once(
         # Without Closte's own list, read in full, we cannot tell what to add or remove
         # safely: only the wishes are recorded, and the next pass tries again.
         report.error = f"listing Closte's aliases failed: {listed.kind} ({listed.message})"
-        events.emit(make_event(Level.ERROR, KIND, report.error))
+        events.emit(make_event(Level.ERROR, KIND, report.error, hint=listed.kind.hint_id))
         if not dry_run:
             await store.ledger.settle(wishes, None, now=now())
         return report
@@ -322,6 +322,7 @@ class _Calls:
         self._backoff = backoff
         self._now = now
         self.stopped: str | None = None
+        self.stopped_hint: str | None = None
 
     async def run(
         self,
@@ -358,6 +359,7 @@ class _Calls:
                     Level.ERROR,
                     KIND,
                     f"{len(queue)} call(s) not sent this pass: {self.stopped}",
+                    hint=self.stopped_hint,
                 )
             )
         return results
@@ -410,6 +412,7 @@ class _Calls:
             await self._ledger.defer(name, _text(result), self._now() + wait, not_made=not_made)
         )
         if result.kind.is_account_wide and self.stopped is None:
+            self.stopped_hint = result.kind.hint_id
             self.stopped = f"Closte answered {result.kind} ({result.message or ''})"
 
     async def _after(self, entry: LedgerEntry) -> None:

@@ -183,6 +183,8 @@ def _object(line: bytes) -> dict[str, Any]:
         value = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"not JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser goes: not a message of ours
+        raise ProtocolError(ErrorCode.MALFORMED, "not JSON we read: nested too deep") from None
     if not isinstance(value, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "a message must be a JSON object")
     return value

@@ -186,13 +186,6 @@ async def test_a_2000_domain_sync_converges_through_faults_within_the_rate(rig: 
     assert waits and min(waits) >= 0.95, min(waits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: daemon/reconcile.py emits two failure events without a 'hint' detail: "
-    "reconcile_once's \"listing Closte's aliases failed: ...\" (ERROR) and _Calls.run's "
-    '"N call(s) not sent this pass: ..." (ERROR); each could carry the failed '
-    "result's kind.hint_id",
-)
 async def test_every_failure_event_of_a_pass_carries_a_hint(rig: Rig) -> None:
     """Not only each call's own event: the pass's summaries of failures too."""
     rig.faults.update({"rates": {}})

@@ -196,14 +196,6 @@ def test_the_line_splitter_never_yields_a_line_over_its_limit(
     assert all(line in whole.split(b"\n") for line in kept)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="bug: shared/protocol.py _object() catches only UnicodeDecodeError and "
-    "JSONDecodeError from json.loads; JSON nested ~1,000 deep (2 KB, well inside "
-    "MAX_REQUEST_BYTES) raises RecursionError out of decode_request/decode_message, so "
-    "the control server's reader loop dies without answering MALFORMED",
-)
 def test_deeply_nested_json_on_the_socket_is_a_protocol_error() -> None:
     line = b"[" * 10_000 + b"]" * 10_000  # 20 KB: a line the server reads in full
     with pytest.raises(ProtocolError) as caught:
