@@ -1,7 +1,7 @@
 """One report for every benchmark, and the change between two reports.
 
     python bench/_report.py run               # every bench/*.py (not _*.py), one table,
-                                              # and bench/results/<UTC timestamp>.json
+                                              # and bench/results/<UTC time, ms>.json
     python bench/_report.py compare A B       # the change from report A to report B
 
 Each benchmark prints a readable table, then one JSON object per figure, one per line:
@@ -138,12 +138,9 @@ def run_all(bench_dir: Path, results_dir: Path) -> int:
         report["benchmarks"][script.stem] = {"exit": code, "figures": len(figures)}
         report["figures"].extend(figures)
     results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # Milliseconds keep two quick runs apart, and names of one length sort by time.
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
     path = results_dir / f"{stamp}.json"
-    serial = 1
-    while path.exists():  # two runs within a second: keep both
-        serial += 1
-        path = results_dir / f"{stamp}-{serial}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print()
     print(report_table(report))
@@ -178,7 +175,7 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
 
     old = {key(f): f for f in a["figures"]}
     new = {key(f): f for f in b["figures"]}
-    rows = [("bench", "figure", "A", "B", "change", "unit", "verdict", "met A->B")]
+    rows = [("bench", "figure", "A", "B", "change", "unit", "verdict", "met A", "met B")]
     for k in sorted(old.keys() | new.keys()):
         fa, fb = old.get(k), new.get(k)
         unit = str((fb or fa or {}).get("unit", ""))
@@ -189,8 +186,8 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
             verdict = _verdict(float(va), float(vb), str((fb or fa or {}).get("better", "lower")))
         else:
             change, verdict = "-", "only in A" if fb is None else "only in B"
-        met = f"{_met(fa.get('met') if fa else None)}->{_met(fb.get('met') if fb else None)}"
-        rows.append((k[0], k[1], _number(va), _number(vb), change, unit, verdict, met))
+        met_a, met_b = (_met(f.get("met") if f else None) for f in (fa, fb))
+        rows.append((k[0], k[1], _number(va), _number(vb), change, unit, verdict, met_a, met_b))
     lines = [f"A: {a['_path']} ({a.get('created', '?')}, {a.get('cores', '?')} cores)"]
     lines.append(f"B: {b['_path']} ({b.get('created', '?')}, {b.get('cores', '?')} cores)")
     if a.get("cores") != b.get("cores"):

@@ -53,7 +53,7 @@ def test_run_collects_every_figure_and_compare_shows_the_change(tmp_path: Path) 
     compared = report("compare", cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr
     row = next(x for x in compared.stdout.splitlines() if x.startswith("alpha"))
-    assert row.split() == ["alpha", "speed", "0.5", "2", "+300.0%", "s", "worse", "yes->NO"]
+    assert row.split() == ["alpha", "speed", "0.5", "2", "+300.0%", "s", "worse", "yes", "NO"]
 
 
 def test_compare_names_a_missing_or_bad_report(tmp_path: Path) -> None:
