@@ -3,6 +3,7 @@ ownership survives failover (``kill -9`` of the leader, its lock connection kill
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from daemon_harness import lay_out, run_cli
 from db_fixtures import add_mapping, mysql_database
 
 from closte_sync.daemon.cluster import default_lock_name
+from closte_sync.daemon.settings import ClusterSettings
 from closte_sync.sandbox.runner import Sandbox
 
 pytestmark = pytest.mark.mysql
@@ -46,15 +48,22 @@ async def test_two_daemons_only_the_leader_calls_and_status_says_who_leads(
                 ("b.fleet.test", "held", 1),
             ]
             standby_socket = fleet.node_env(2 if leader is nodes[0] else 1)
-            code, out, err = await run_cli(
-                site,
-                "status",
-                "--json",
-                CLOSTE_SYNC_SOCKET_PATH=standby_socket["CLOSTE_SYNC_SOCKET_PATH"],
-            )
-            assert code in (0, 1), err
-            daemon = json.loads(out)["daemon"]
-            assert daemon["role"] == "standby"
+            # A standby reads who leads each time it tries for the lock ([cluster] retry_s):
+            # its first try may come before the leader has claimed the shared table.
+            async with asyncio.timeout(3 * ClusterSettings().retry_s + 10):
+                while True:
+                    code, out, err = await run_cli(
+                        site,
+                        "status",
+                        "--json",
+                        CLOSTE_SYNC_SOCKET_PATH=standby_socket["CLOSTE_SYNC_SOCKET_PATH"],
+                    )
+                    assert code in (0, 1), err
+                    daemon = json.loads(out)["daemon"]
+                    assert daemon["role"] == "standby"
+                    if daemon["leader"] is not None:
+                        break
+                    await asyncio.sleep(0.2)  # polling the standby's answer, not a guess
             assert daemon["leader"]["pid"] == leader.process.pid
         finally:
             await fleet.close()

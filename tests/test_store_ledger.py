@@ -26,7 +26,7 @@ from closte_sync.daemon.store import (
     Wish,
     open_store,
 )
-from closte_sync.daemon.store.stages import StageUpdate
+from closte_sync.daemon.store.stages import CheckWrite, StageUpdate
 from closte_sync.shared.domains import DomainError
 
 
@@ -379,6 +379,64 @@ async def test_checks_move_the_stage_and_keep_their_history(store: Store) -> Non
     )
     assert done is not None and done.next_check_at is None
     assert await store.stages.due(now=10**10) == []
+
+
+async def test_many_checks_are_recorded_at_once_and_a_domain_that_left_is_skipped(
+    store: Store,
+) -> None:
+    for name in ("a.example.com", "b.example.com", "gone.example.com"):
+        await store.ledger.want(name, "file")
+        await store.stages.set_stage(name, StageUpdate(Stage.CHECKING_DNS, 2, 10.0), now=5)
+    # gone.example.com leaves while its check runs: its stage row is dropped.
+    await store.stages.track({"a.example.com": Stage.CHECKING_DNS, "b.example.com": Stage.DONE})
+    kept = await store.stages.record_many(
+        [
+            CheckWrite(
+                "a.example.com",
+                "dns",
+                True,
+                "points",
+                {"answers": ["203.0.113.5"]},
+                StageUpdate(Stage.CHECKING_SSL_CERT, 0, 20.0),
+            ),
+            CheckWrite("b.example.com", "dns", False, "no A record", {}, None),
+            CheckWrite(
+                "gone.example.com",
+                "dns",
+                True,
+                "points",
+                {},
+                StageUpdate(Stage.CHECKING_SSL_CERT, 0, 20.0),
+            ),
+        ],
+        now=15,
+    )
+    assert kept == 2
+    a = await store.stages.get("a.example.com")
+    assert a is not None
+    assert (a.stage, a.tries, a.next_check_at, a.stage_since, a.last_check_at) == (
+        Stage.CHECKING_SSL_CERT,
+        0,
+        20.0,
+        15,
+        15,
+    )
+    b = await store.stages.get("b.example.com")
+    # No move: the stage stays, the check's time and summary are noted.
+    assert b is not None
+    assert (b.stage, b.tries, b.stage_since, b.last_check_at, b.last_summary) == (
+        Stage.CHECKING_DNS,
+        2,
+        5,
+        15,
+        "no A record",
+    )
+    assert await store.stages.get("gone.example.com") is None
+    assert await store.stages.history("gone.example.com") == []
+    assert [c.details for c in await store.stages.history("a.example.com")] == [
+        {"answers": ["203.0.113.5"]}
+    ]
+    assert await store.stages.record_many([]) == 0
 
 
 async def test_due_lists_overdue_domains_first(store: Store) -> None:

@@ -166,20 +166,18 @@ class DnsChecker:
         walk = _Walk(chain=[asked])
         current = asked
         while True:
-            a, aaaa = await asyncio.gather(
-                self.resolver.lookup(current, "A", deadline),
-                self.resolver.lookup(current, "AAAA", deadline),
-            )
-            walk.queries += [_query_json(a), _query_json(aaaa)]
-            names, looped = chain_in(a.response or aaaa.response, current)
-            for target in names:
-                if target in walk.chain:
-                    looped = True
-                walk.chain.append(target)
-                if looped:
-                    break
-            if looped:
-                walk.loop, walk.status = True, "chain-too-long"
+            a = await self.resolver.lookup(current, "A", deadline)
+            walk.queries.append(_query_json(a))
+            if self._follow(walk, current, a.response):
+                return walk
+            walk.a = records_of(a.response, walk.chain[-1], "A")
+            if self._settled(walk):
+                # As the plugin: one network address (or host) in the answer is enough, so
+                # AAAA is asked only when A does not settle it, or to explain a failure.
+                return walk
+            aaaa = await self.resolver.lookup(current, "AAAA", deadline)
+            walk.queries.append(_query_json(aaaa))
+            if a.response is None and self._follow(walk, current, aaaa.response):
                 return walk
             final = walk.chain[-1]
             walk.a = records_of(a.response, final, "A")
@@ -200,6 +198,26 @@ class DnsChecker:
                 walk.too_long, walk.status = True, "chain-too-long"
                 return walk
             current = final  # the resolver stopped at a CNAME target: ask for it ourselves
+
+    @staticmethod
+    def _follow(walk: _Walk, current: str, response: dns.message.Message | None) -> bool:
+        """Add the CNAME targets the answer leads through to the chain; True when it loops
+        (the walk is then over)."""
+        names, looped = chain_in(response, current)
+        for target in names:
+            if target in walk.chain:
+                looped = True
+            walk.chain.append(target)
+            if looped:
+                break
+        if looped:
+            walk.loop, walk.status = True, "chain-too-long"
+        return looped
+
+    def _settled(self, walk: _Walk) -> bool:
+        return any(host in self.target.hosts for host in walk.chain) or any(
+            ip in self.target.ips for ip in walk.addresses
+        )
 
     async def _explain_failure(self, walk: _Walk, deadline: float) -> None:
         """After a SERVFAIL, follow the CNAME records one by one to see if they loop."""

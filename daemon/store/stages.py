@@ -202,33 +202,54 @@ class Stages:
         )
         return [_check_record(row) for row in rows]
 
-    async def record_many(self, writes: list[CheckWrite], *, now: float | None = None) -> None:
-        """Record many checks (and their stage moves) in one transaction."""
+    async def record_many(self, writes: list[CheckWrite], *, now: float | None = None) -> int:
+        """Record many checks (and their stage moves) in one transaction, a few statements
+        for the whole batch. A domain no longer tracked by now (it left while being
+        checked) has nothing left to record: its writes are skipped, so a check that ends
+        late cannot bring a stage row back. Returns how many writes were kept."""
         if not writes:
-            return
+            return 0
         at = time.time() if now is None else now
+        names = sorted({write.domain for write in writes})
         async with self._db.transaction(f"recording {len(writes)} checks") as conn:
-            for write in writes:
-                text = self._scrub.text(write.summary)[:MAX_SUMMARY_LENGTH]
-                await conn.execute(
-                    "INSERT INTO checks (time, domain, kind, ok, summary, details) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+            rows = await conn.execute_fetchall(
+                "SELECT domain FROM stages WHERE domain IN (SELECT value FROM json_each(?))",
+                (json.dumps(names),),
+            )
+            known = {row["domain"] for row in rows}
+            kept = [write for write in writes if write.domain in known]
+            texts = [self._scrub.text(w.summary)[:MAX_SUMMARY_LENGTH] for w in kept]
+            await conn.executemany(
+                "INSERT INTO checks (time, domain, kind, ok, summary, details) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
                     (
                         at,
-                        write.domain,
-                        CheckKind(write.kind).value,
-                        int(write.ok),
+                        w.domain,
+                        CheckKind(w.kind).value,
+                        int(w.ok),
                         text,
-                        self._scrub.json(write.details),
-                    ),
-                )
-                if write.update is not None:
-                    await self._upsert(conn, write.domain, write.update, at, check=text)
-                else:
-                    await conn.execute(
-                        "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?",
-                        (at, text, write.domain),
+                        self._scrub.json(w.details),
                     )
+                    for w, text in zip(kept, texts, strict=True)
+                ],
+            )
+            moves = [(w, text) for w, text in zip(kept, texts, strict=True) if w.update is not None]
+            if moves:
+                await conn.executemany(
+                    _UPSERT_STAGE,
+                    [_upsert_params(w.domain, w.update, at, text) for w, text in moves if w.update],
+                )
+            notes = [
+                (at, text, w.domain)
+                for w, text in zip(kept, texts, strict=True)
+                if w.update is None
+            ]
+            if notes:
+                await conn.executemany(
+                    "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?", notes
+                )
+        return len(kept)
 
     async def track(
         self, starts: Mapping[str, Stage], *, now: float | None = None
@@ -308,29 +329,38 @@ class Stages:
         *,
         check: str | None,
     ) -> None:
-        stage = Stage(update.stage)
-        if update.tries < 0:
-            raise StoreError(f"{name}: tries must be >= 0, got {update.tries}")
         await _require_ledger_row(conn, name)
-        # stage_since moves only when the stage really changes.
-        await conn.execute(
-            "INSERT INTO stages (domain, stage, tries, next_check_at, stage_since, "
-            "last_check_at, last_summary) VALUES (?, ?, ?, ?, ?, ?, coalesce(?, '')) "
-            "ON CONFLICT (domain) DO UPDATE SET "
-            "stage_since = CASE WHEN stage = excluded.stage THEN stage_since "
-            "ELSE excluded.stage_since END, "
-            "stage = excluded.stage, tries = excluded.tries, "
-            "next_check_at = excluded.next_check_at, "
-            "last_check_at = coalesce(excluded.last_check_at, last_check_at), "
-            "last_summary = coalesce(?, last_summary)",
-            (
-                name,
-                stage.value,
-                update.tries,
-                update.next_check_at,
-                at,
-                at if check is not None else None,
-                check,
-                check,
-            ),
-        )
+        await conn.execute(_UPSERT_STAGE, _upsert_params(name, update, at, check))
+
+
+# stage_since moves only when the stage really changes; a check's time and summary are kept
+# only when there was a check.
+_UPSERT_STAGE = (
+    "INSERT INTO stages (domain, stage, tries, next_check_at, stage_since, "
+    "last_check_at, last_summary) VALUES (?, ?, ?, ?, ?, ?, coalesce(?, '')) "
+    "ON CONFLICT (domain) DO UPDATE SET "
+    "stage_since = CASE WHEN stage = excluded.stage THEN stage_since "
+    "ELSE excluded.stage_since END, "
+    "stage = excluded.stage, tries = excluded.tries, "
+    "next_check_at = excluded.next_check_at, "
+    "last_check_at = coalesce(excluded.last_check_at, last_check_at), "
+    "last_summary = coalesce(?, last_summary)"
+)
+
+
+def _upsert_params(
+    name: str, update: StageUpdate, at: float, check: str | None
+) -> tuple[object, ...]:
+    stage = Stage(update.stage)
+    if update.tries < 0:
+        raise StoreError(f"{name}: tries must be >= 0, got {update.tries}")
+    return (
+        name,
+        stage.value,
+        update.tries,
+        update.next_check_at,
+        at,
+        at if check is not None else None,
+        check,
+        check,
+    )
