@@ -114,6 +114,11 @@ class UdpExchanges:
                     self._idle_close_s, self._close_idle, server, exchange
                 )
 
+    @property
+    def open_count(self) -> int:
+        """Sockets open now (one per server asked lately)."""
+        return len(self._open)
+
     def close(self) -> None:
         for task in self._open.values():
             if task.done() and not task.cancelled() and task.exception() is None:

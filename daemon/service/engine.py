@@ -122,6 +122,7 @@ class Engine:
                 stack.push_async_callback(file_source.aclose)
                 sources.append(file_source)
             resolver = DnsResolver.from_settings(settings.checks)
+            stack.callback(resolver.close)
             target = await NetworkTarget.discover(settings.checks, settings.wordpress, resolver)
             for problem in target.problems:
                 events.emit(make_event(Level.WARNING, "checks", problem))
