@@ -162,6 +162,34 @@ async def test_a_full_queue_drops_the_oldest_debug_and_info_and_reports_the_coun
         await store.aclose()
 
 
+async def test_room_waits_for_the_writer_so_a_burst_drops_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = await open_store(
+        StoreSettings(path=path),
+        StoreOptions(busy_timeout_ms=10, queue_limit=10, batch_size=5, batch_interval_s=5),
+    )
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        for n in range(8):
+            store.events.emit(make_event(Level.INFO, "t", f"queued {n}"))
+        blocker.execute("BEGIN IMMEDIATE")
+        # 8 queued, 6 more would drop the oldest: while the file is locked no room comes.
+        assert await store.events.room(6, timeout=0.2) is False
+        blocker.execute("COMMIT")
+        # Once the writer can write, room is made without waiting out batch_interval_s.
+        assert await asyncio.wait_for(store.events.room(6), 4) is True
+        for n in range(6):
+            store.events.emit(make_event(Level.INFO, "t", f"burst {n}"))
+        await store.events.flush()
+        assert store.events.stats.dropped == 0
+        assert await store.event_log.count() == 14
+        # A burst larger than the queue waits only for an empty queue.
+        assert await asyncio.wait_for(store.events.room(50), 4) is True
+    finally:
+        blocker.close()
+        await store.aclose()
+
+
 async def test_warnings_and_errors_go_only_when_nothing_else_is_left(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     store = await open_store(

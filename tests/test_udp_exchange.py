@@ -1,5 +1,6 @@
-"""One shared UDP socket per name server: answers find their question, strays are dropped,
-ids never collide, and the socket closes once idle. Against a small UDP server on loopback
+"""One shared UDP socket per name server: the question is the bytes dnspython would send,
+answers find their question, strays are dropped, ids never collide, and the socket closes
+once idle. Against a small UDP server on loopback
 whose replies each test scripts."""
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rrset
 import pytest
 
-from closte_sync.daemon.checks.udp_exchange import UdpExchanges
+from closte_sync.daemon.checks.udp_exchange import Question, UdpExchanges
 
 Reply = Callable[[dns.message.Message], list[bytes]]
 
@@ -73,8 +75,8 @@ async def test_an_answer_to_another_question_is_dropped_and_the_real_one_taken()
 
     exchanges = UdpExchanges()
     async with udp_server(reply) as (_server, address):
-        query = dns.message.make_query("shop.example.com", "A")
-        response = await exchanges.ask(query, address, timeout=5)
+        question = Question.of("shop.example.com", "A")
+        response = await exchanges.ask(question, address, timeout=5)
         assert first_address(response) == "203.0.113.5"
     exchanges.close()
 
@@ -90,10 +92,8 @@ async def test_questions_in_flight_never_share_an_id_and_each_gets_its_own_answe
 
     exchanges = UdpExchanges()
     async with udp_server(reply) as (server, address):
-        queries = [dns.message.make_query(f"n{i}.example.com", "A") for i in range(3)]
-        for query in queries:
-            query.id = 4242  # the same id three times: the exchange must move two of them
-        responses = await asyncio.gather(*(exchanges.ask(q, address, 5) for q in queries))
+        questions = [Question.of(f"n{i}.example.com", "A") for i in range(3)]
+        responses = await asyncio.gather(*(exchanges.ask(q, address, 5) for q in questions))
         assert len(set(server.ids)) == 3
         assert len(set(server.sources)) == 1  # one socket for all three
         by_name = {str(r.question[0].name): first_address(r) for r in responses}
@@ -105,14 +105,51 @@ async def test_questions_in_flight_never_share_an_id_and_each_gets_its_own_answe
     exchanges.close()
 
 
+async def test_an_answer_for_another_type_or_with_the_query_bit_clear_is_dropped() -> None:
+    def reply(query: dns.message.Message) -> list[bytes]:
+        other_type = dns.message.make_query(query.question[0].name, "AAAA")
+        other_type.id = query.id
+        other_type.flags |= dns.flags.QR
+        echo = query.to_wire()  # the question itself, QR clear
+        return [other_type.to_wire(), echo, answer(query, "203.0.113.9")]
+
+    exchanges = UdpExchanges()
+    async with udp_server(reply) as (_server, address):
+        response = await exchanges.ask(Question.of("Mixed.Example.COM", "A"), address, 5)
+        assert first_address(response) == "203.0.113.9"
+    exchanges.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype"),
+    [
+        ("shop.example.com", "A"),
+        ("xn--bcher-kva.example", "AAAA"),
+        ("_probe-1a2b.wild.example.org", "CNAME"),
+        ("Upper.Example.COM.", "A"),
+        ("odd\\032label.example.com", "A"),  # an escape: dnspython encodes it
+        ("a" * 63 + ".example.com", "A"),
+    ],
+)
+def test_the_question_is_the_bytes_dnspython_would_send(name: str, rdtype: str) -> None:
+    reference = dns.message.make_query(name.lower(), rdtype)
+    assert Question.of(name, rdtype).wire(reference.id) == reference.to_wire()
+
+
+@pytest.mark.parametrize("name", ["a..example.com", "a" * 64 + ".example.com", "x." * 130])
+def test_a_name_dns_cannot_carry_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"label|longer|empty"):
+        Question.of(name, "A")
+
+
 async def test_no_answer_is_a_timeout_and_an_idle_socket_is_replaced() -> None:
     exchanges = UdpExchanges(idle_close_s=0.05)
     async with udp_server(lambda query: []) as (_silent, silent_address):
         with pytest.raises(TimeoutError):
-            await exchanges.ask(dns.message.make_query("a.example.com", "A"), silent_address, 0.1)
+            await exchanges.ask(Question.of("a.example.com", "A"), silent_address, 0.1)
 
     async with udp_server(lambda query: [answer(query, "203.0.113.7")]) as (server, address):
-        first = await exchanges.ask(dns.message.make_query("b.example.com", "A"), address, 5)
+        first = await exchanges.ask(Question.of("b.example.com", "A"), address, 5)
         assert first_address(first) == "203.0.113.7"
         # Idle past idle_close_s: the socket goes, and the next question comes from a new one.
         async with asyncio.timeout(5):
@@ -120,7 +157,7 @@ async def test_no_answer_is_a_timeout_and_an_idle_socket_is_replaced() -> None:
                 if exchanges.open_count == 0:
                     break
                 await asyncio.sleep(0.01)  # polling the idle timer's effect, bounded above
-        await exchanges.ask(dns.message.make_query("c.example.com", "A"), address, 5)
+        await exchanges.ask(Question.of("c.example.com", "A"), address, 5)
         assert len(server.sources) == 2 and server.sources[0] != server.sources[1]
     exchanges.close()
     assert exchanges.open_count == 0
@@ -131,5 +168,5 @@ async def test_a_closed_port_is_an_os_error() -> None:
         pass  # now nothing listens there
     exchanges = UdpExchanges()
     with pytest.raises(OSError):
-        await exchanges.ask(dns.message.make_query("d.example.com", "A"), address, 2)
+        await exchanges.ask(Question.of("d.example.com", "A"), address, 2)
     exchanges.close()

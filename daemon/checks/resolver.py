@@ -1,6 +1,6 @@
 """Asking DNS one question, with the outcome sorted into what a stage check needs to know.
 
-dnspython builds and reads the messages; the sending is ours. Every question in flight to
+dnspython reads the answers; the asking is ours. Every question in flight to
 one name server shares one connected UDP socket, its answers matched back by message id
 and question (``udp_exchange``), instead of a socket made and torn down per question: a
 round of 10,000 checks is 10,000 packets, not 10,000 sockets. A lost packet is sent again
@@ -29,7 +29,7 @@ import dns.message
 import dns.rcode
 import dns.resolver
 
-from closte_sync.daemon.checks.udp_exchange import UdpExchanges
+from closte_sync.daemon.checks.udp_exchange import Question, UdpExchanges
 from closte_sync.daemon.settings import ChecksSettings
 
 LookupStatus = Literal[
@@ -147,7 +147,10 @@ class DnsResolver:
         """Ask for ``rdtype`` records of ``name``; never raises for DNS trouble."""
         if self.config_error is not None:
             return Lookup(name, rdtype, "unreachable", error=self.config_error, attempts=0)
-        query = dns.message.make_query(name, rdtype)
+        try:
+            question = Question.of(name, rdtype)
+        except ValueError as exc:
+            return Lookup(name, rdtype, "error", error=str(exc), attempts=0)
         loop = asyncio.get_running_loop()
         backoff = _BACKOFF_START_S
         attempts = 0
@@ -160,7 +163,7 @@ class DnsResolver:
                 if remaining <= 0:
                     return _give_up(name, rdtype, said, attempts)
                 attempts += 1
-                outcome = await self._ask(query, server, name, rdtype, remaining)
+                outcome = await self._ask(question, server, name, rdtype, remaining)
                 if outcome.status in ("ok", "nxdomain"):
                     return _with_attempts(outcome, attempts)
                 said[server] = outcome
@@ -175,7 +178,7 @@ class DnsResolver:
 
     async def _ask(
         self,
-        query: dns.message.Message,
+        question: Question,
         server: tuple[str, int],
         name: str,
         rdtype: str,
@@ -184,9 +187,10 @@ class DnsResolver:
         """One try at one server."""
         try:
             response = await self._exchanges.ask(
-                query, server, min(self.attempt_timeout_s, remaining)
+                question, server, min(self.attempt_timeout_s, remaining)
             )
-            if response.flags & dns.flags.TC:
+            if response.flags & dns.flags.TC:  # too long for UDP: ask again over TCP
+                query = dns.message.make_query(question.name, question.rdtype)
                 response = await dns.asyncquery.tcp(
                     query, server[0], timeout=remaining, port=server[1]
                 )

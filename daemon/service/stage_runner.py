@@ -9,7 +9,8 @@ what was asked, what came back, what was expected and what to do. A check that c
 made at all (our resolver down) does not count as a try. ``done`` domains are looked at
 again daily, and a certificate near its expiry, or broken, is a warning.
 
-Results are written in one transaction per round, so ten thousand checks cost a few commits.
+Results are written in one transaction per batch of checks, while the next batch is checked,
+so ten thousand checks cost a few commits and little waiting.
 """
 
 from __future__ import annotations
@@ -73,27 +74,52 @@ class StageRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._now = now
 
-    async def run_due(self, limits: StageLimits, *, batch: int = 2000) -> RoundReport:
-        """Check every domain whose time has come (in batches), record, write back."""
+    async def run_due(
+        self, limits: StageLimits, *, batch: int = 2000, read_ahead: int = 20_000
+    ) -> RoundReport:
+        """Check every domain whose time has come, record, write back.
+
+        The due rows are read ``read_ahead`` at a time and checked ``batch`` at a time; a
+        batch's results are recorded (store, write-back, events) while the next batch is
+        being checked, so the store's thread and the checks overlap."""
         report = RoundReport()
         while True:
-            due = await self._store.stages.due(self._now(), limit=batch)
+            due = await self._store.stages.due(self._now(), limit=read_ahead)
             if not due:
                 return report
-            outcomes = await asyncio.gather(*(self._guarded(e, limits) for e in due))
-            await self._store.stages.record_many([w for o in outcomes for w in o.writes])
-            moved = {e.domain: o.stage for e, o in zip(due, outcomes, strict=True) if o.stage}
-            # Written back before the events go out: an event says the whole step is done.
-            await self._write_stages(moved)
-            for outcome in outcomes:
-                for event in outcome.events:
-                    self._events.emit(event)
-            report.moved.update(moved)
-            report.failed += [n for n, s in moved.items() if s in (Stage.FAILED, Stage.SSL_FAILED)]
-            report.checked += len(due)
-            report.domains += [e.domain for e in due]
-            if len(due) < batch:
+            recording: asyncio.Task[None] | None = None
+            try:
+                for start in range(0, len(due), batch):
+                    part = due[start : start + batch]
+                    outcomes = await asyncio.gather(*(self._guarded(e, limits) for e in part))
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._record(part, outcomes, report))
+                if recording is not None:
+                    await recording
+            finally:
+                if recording is not None and not recording.done():
+                    recording.cancel()
+            if len(due) < read_ahead:
                 return report
+
+    async def _record(
+        self, due: list[StageEntry], outcomes: list[_Outcome], report: RoundReport
+    ) -> None:
+        await self._store.stages.record_many([w for o in outcomes for w in o.writes])
+        moved = {e.domain: o.stage for e, o in zip(due, outcomes, strict=True) if o.stage}
+        # Written back before the events go out: an event says the whole step is done.
+        await self._write_stages(moved)
+        events = [event for outcome in outcomes for event in outcome.events]
+        # A batch's events come all at once: let the store's writer make room for them
+        # rather than drop the oldest (it gives up waiting after a few seconds).
+        await self._store.events.room(len(events))
+        for event in events:
+            self._events.emit(event)
+        report.moved.update(moved)
+        report.failed += [n for n, s in moved.items() if s in (Stage.FAILED, Stage.SSL_FAILED)]
+        report.checked += len(due)
+        report.domains += [e.domain for e in due]
 
     async def _write_stages(self, moved: dict[str, Stage]) -> None:
         if self._write_back is None:

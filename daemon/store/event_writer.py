@@ -139,6 +139,33 @@ class EventWriter:
         if self._done_seq < target:
             raise StoreError(f"{self._db.path}: the event writer stopped before the flush")
 
+    async def room(self, count: int, *, timeout: float = 5.0) -> bool:
+        """Wait until ``count`` more events fit in the queue without dropping any, for a
+        producer of large bursts (a check round) that can afford to wait a little. Returns
+        False when ``timeout`` passed first or the writer is not running: then emitting
+        drops the oldest debug/info events, as ever."""
+        need = min(count, self._queue_limit)
+
+        def fits() -> bool:
+            return self._queued() + need <= self._queue_limit
+
+        if fits():
+            return True
+        if self._task is None or self._task.done():
+            return False
+        self._urgent += 1  # write now, do not wait for a full batch
+        self._wakeup.set()
+        try:
+            async with asyncio.timeout(timeout), self._progress:
+                await self._progress.wait_for(
+                    lambda: fits() or self._task is None or self._task.done()
+                )
+        except TimeoutError:
+            return False
+        finally:
+            self._urgent -= 1
+        return fits()
+
     async def aclose(self, timeout: float = 10.0) -> None:
         """Write what is queued and stop; after ``timeout`` give up on the rest (counted
         as lost) so a file locked for good cannot keep the daemon from exiting."""

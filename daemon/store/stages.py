@@ -7,6 +7,7 @@ every DNS, TLS and API check with its result, so the TUI can show *why* a domain
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Mapping
@@ -173,22 +174,13 @@ class Stages:
     ) -> StageEntry | None:
         """Keep a check's result and, with ``update``, move the stage, atomically."""
         name = normalize_domain(domain)
-        check_kind = CheckKind(kind)
         at = time.time() if now is None else now
-        text = self._scrub.text(summary)[:MAX_SUMMARY_LENGTH]
-        async with self._db.transaction(f"recording a {check_kind.value} check of {name}") as conn:
-            await conn.execute(
-                "INSERT INTO checks (time, domain, kind, ok, summary, details) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (at, name, check_kind.value, int(ok), text, self._scrub.json(details or {})),
-            )
+        write = self._prepare(CheckWrite(name, kind, ok, summary, details or {}, update), at)
+        async with self._db.transaction(f"recording a {kind} check of {name}") as conn:
             if update is not None:
-                await self._upsert(conn, name, update, at, check=text)
-            else:
-                await conn.execute(
-                    "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?",
-                    (at, text, name),
-                )
+                await _require_ledger_row(conn, name)
+            await conn.execute(_INSERT_CHECK, write.check)
+            await conn.execute(write.statement, write.stage)
             return await _fetch(conn, name)
 
     async def history(self, domain: str, *, limit: int = 50) -> list[CheckRecord]:
@@ -204,12 +196,15 @@ class Stages:
 
     async def record_many(self, writes: list[CheckWrite], *, now: float | None = None) -> int:
         """Record many checks (and their stage moves) in one transaction, a few statements
-        for the whole batch. A domain no longer tracked by now (it left while being
-        checked) has nothing left to record: its writes are skipped, so a check that ends
-        late cannot bring a stage row back. Returns how many writes were kept."""
+        for the whole batch, each domain's writes in their order. A domain no longer
+        tracked by now (it left while being checked) has nothing left to record: its
+        writes are skipped, so a check that ends late cannot bring a stage row back.
+        Returns how many writes were kept."""
         if not writes:
             return 0
         at = time.time() if now is None else now
+        # Everything is made ready before the transaction, which holds the write lock.
+        prepared = [self._prepare(write, at) for write in writes]
         names = sorted({write.domain for write in writes})
         async with self._db.transaction(f"recording {len(writes)} checks") as conn:
             rows = await conn.execute_fetchall(
@@ -217,39 +212,26 @@ class Stages:
                 (json.dumps(names),),
             )
             known = {row["domain"] for row in rows}
-            kept = [write for write in writes if write.domain in known]
-            texts = [self._scrub.text(w.summary)[:MAX_SUMMARY_LENGTH] for w in kept]
-            await conn.executemany(
-                "INSERT INTO checks (time, domain, kind, ok, summary, details) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        at,
-                        w.domain,
-                        CheckKind(w.kind).value,
-                        int(w.ok),
-                        text,
-                        self._scrub.json(w.details),
-                    )
-                    for w, text in zip(kept, texts, strict=True)
-                ],
-            )
-            moves = [(w, text) for w, text in zip(kept, texts, strict=True) if w.update is not None]
-            if moves:
-                await conn.executemany(
-                    _UPSERT_STAGE,
-                    [_upsert_params(w.domain, w.update, at, text) for w, text in moves if w.update],
-                )
-            notes = [
-                (at, text, w.domain)
-                for w, text in zip(kept, texts, strict=True)
-                if w.update is None
-            ]
-            if notes:
-                await conn.executemany(
-                    "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?", notes
-                )
+            kept = [p for p in prepared if p.domain in known]
+            await conn.executemany(_INSERT_CHECK, [p.check for p in kept])
+            for statement, run in itertools.groupby(kept, key=lambda p: p.statement):
+                await conn.executemany(statement, [p.stage for p in run])
         return len(kept)
+
+    def _prepare(self, write: CheckWrite, at: float) -> _PreparedWrite:
+        text = self._scrub.text(write.summary)[:MAX_SUMMARY_LENGTH]
+        check = (
+            at,
+            write.domain,
+            CheckKind(write.kind).value,
+            int(write.ok),
+            text,
+            self._scrub.json(write.details),
+        )
+        if write.update is None:
+            return _PreparedWrite(write.domain, check, _NOTE_CHECK, (at, text, write.domain))
+        stage = _upsert_params(write.domain, write.update, at, text)
+        return _PreparedWrite(write.domain, check, _UPSERT_STAGE, stage)
 
     async def track(
         self, starts: Mapping[str, Stage], *, now: float | None = None
@@ -331,6 +313,22 @@ class Stages:
     ) -> None:
         await _require_ledger_row(conn, name)
         await conn.execute(_UPSERT_STAGE, _upsert_params(name, update, at, check))
+
+
+_INSERT_CHECK = (
+    "INSERT INTO checks (time, domain, kind, ok, summary, details) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_NOTE_CHECK = "UPDATE stages SET last_check_at = ?, last_summary = ? WHERE domain = ?"
+
+
+@dataclass(frozen=True)
+class _PreparedWrite:
+    """One CheckWrite as the rows it becomes."""
+
+    domain: str
+    check: tuple[object, ...]  # the checks row
+    statement: str  # _UPSERT_STAGE (the stage moves) or _NOTE_CHECK (it stays)
+    stage: tuple[object, ...]
 
 
 # stage_since moves only when the stage really changes; a check's time and summary are kept
