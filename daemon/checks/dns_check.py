@@ -78,12 +78,17 @@ def records_of(response: dns.message.Message | None, owner: str, rdtype: str) ->
     if response is None:
         return []
     wanted = dns.rdatatype.from_text(rdtype)
-    return [
-        normalize_ip(rdata.to_text())
-        for rrset in response.answer
-        if rrset.rdtype == wanted and _text(rrset.name) == owner
-        for rdata in rrset
-    ]
+    found: list[str] = []
+    for rrset in response.answer:
+        if rrset.rdtype == wanted and _text(rrset.name) == owner:
+            # dnspython's text of an A record read from the wire is canonical already;
+            # an AAAA's may not be (an IPv4-mapped address), so it is normalized.
+            found += (
+                [rdata.address for rdata in rrset]
+                if wanted == dns.rdatatype.A
+                else [normalize_ip(rdata.address) for rdata in rrset]
+            )
+    return found
 
 
 def _text(name: dns.name.Name) -> str:

@@ -279,6 +279,20 @@ class Ledger:
     def __init__(self, db: Database, scrubber: Scrubber) -> None:
         self._db = db
         self._scrub = scrubber
+        # Each row as settle last read it, with its entry: a steady pass reads the same
+        # 10,000 rows again, and comparing a row is cheaper than building its entry.
+        self._read: dict[str, tuple[tuple[Any, ...], LedgerEntry]] = {}
+
+    def _entries_of(self, rows: Iterable[aiosqlite.Row]) -> dict[str, LedgerEntry]:
+        remembered = self._read
+        read: dict[str, tuple[tuple[Any, ...], LedgerEntry]] = {}
+        for row in rows:
+            values = tuple(row)
+            seen = remembered.get(values[0])
+            entry = seen[1] if seen is not None and seen[0] == values else _entry(row)
+            read[values[0]] = (values, entry)
+        self._read = read
+        return {name: entry for name, (_values, entry) in read.items()}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -327,7 +341,7 @@ class Ledger:
         updates: list[LedgerEntry] = []
         async with self._db.transaction("settling the ledger") as conn:
             rows = await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM domains")
-            current = {row["domain"]: _entry(row) for row in rows}
+            current = self._entries_of(rows)
             result: dict[str, LedgerEntry] = {}
             for name in current.keys() | desired.keys() | on_closte:
                 before = current.get(name)
