@@ -34,6 +34,7 @@ from closte_sync.daemon.reconcile import PassReport
 from closte_sync.daemon.service.actions import DaemonControl
 from closte_sync.daemon.service.engine import Engine
 from closte_sync.daemon.service.notify import Notifier
+from closte_sync.daemon.service.prune_schedule import LOOK_EVERY_S, PRUNE_EVERY_S, PruneSchedule
 from closte_sync.daemon.service.supervisor import SourceSupervisor
 from closte_sync.daemon.sources.base import Source, SourceSnapshot
 
@@ -47,7 +48,7 @@ class ServiceTiming:
     first_read_s: float = 30.0  # how long READY waits for every source's first word
     restart_base_s: float = 1.0
     restart_max_s: float = 60.0
-    prune_every_s: float = 3600.0
+    prune_every_s: float = PRUNE_EVERY_S
 
 
 @dataclass
@@ -344,13 +345,17 @@ class Daemon:
                     await self._stop.wait()
 
     async def _prune_loop(self, engine: Engine) -> None:
+        schedule = PruneSchedule(engine.settings.store.max_events, self.timing.prune_every_s)
         while not self._stop.is_set():
-            try:
-                await engine.store.prune()
-            except Exception as exc:
-                self._say(Level.WARNING, f"pruning old events failed: {exc!r}")
+            written = engine.store.events.stats.written
+            if schedule.due(time.monotonic(), written):
+                try:
+                    await engine.store.prune()
+                except Exception as exc:
+                    self._say(Level.WARNING, f"pruning old events failed: {exc!r}")
+                schedule.pruned(time.monotonic(), written)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timing.prune_every_s):
+                async with asyncio.timeout(min(LOOK_EVERY_S, self.timing.prune_every_s)):
                     await self._stop.wait()
 
     # -- what operators ask for ------------------------------------------------------------
