@@ -18,22 +18,6 @@ from dataclasses import replace
 
 from closte_sync.daemon.store import LedgerEntry, Store
 
-_FIELDS = (
-    "domain",
-    "wildcard",
-    "state",
-    "origin",
-    "added_by_us",
-    "place",
-    "first_seen",
-    "last_change",
-    "last_error",
-    "attempts",
-    "failures",
-    "retry_at",
-    "refusal",
-)
-
 
 def rows_to_take(
     local: Mapping[str, LedgerEntry], shared: Mapping[str, LedgerEntry]
@@ -50,38 +34,5 @@ def rows_to_take(
 
 
 async def write_local(store: Store, rows: Sequence[LedgerEntry]) -> None:
-    """Put whole rows into the local ledger in one transaction. The ledger's own methods
-    are transitions; a hand-over is not one, so this writes the rows as they are."""
-    if not rows:
-        return
-    columns = ", ".join(_FIELDS)
-    marks = ", ".join("?" for _ in _FIELDS)
-    # An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the stage
-    # rows that reference it would go with it.
-    updates = ", ".join(f"{f} = excluded.{f}" for f in _FIELDS[1:])
-    # The ledger's database: the store keeps it private, and a hand-over is its one
-    # writer outside the ledger module.
-    db = store.ledger._db
-    async with db.transaction("taking over the shared ledger") as conn:
-        await conn.executemany(
-            f"INSERT INTO domains ({columns}) VALUES ({marks})"
-            f" ON CONFLICT(domain) DO UPDATE SET {updates}",
-            [
-                (
-                    e.domain,
-                    int(e.wildcard),
-                    e.state.value,
-                    e.origin.value,
-                    int(e.added_by_us),
-                    e.place,
-                    e.first_seen,
-                    e.last_change,
-                    e.last_error,
-                    e.attempts,
-                    e.failures,
-                    e.retry_at,
-                    e.refusal,
-                )
-                for e in rows
-            ],
-        )
+    """Put whole rows into the local ledger in one transaction."""
+    await store.ledger.take_over(rows)

@@ -26,7 +26,7 @@ at any point the ledger says exactly where to resume:
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -135,6 +135,11 @@ _UPDATE_ALL = (
     "last_error = ?, attempts = ?, failures = ?, retry_at = ?, refusal = ? WHERE domain = ?"
 )
 _INSERT_ALL = f"INSERT INTO domains ({_COLUMNS}) VALUES ({', '.join('?' for _ in _FIELDS)})"
+# An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the stage rows
+# that reference it would go with it.
+_UPSERT_ALL = f"{_INSERT_ALL} ON CONFLICT(domain) DO UPDATE SET " + ", ".join(
+    f"{f} = excluded.{f}" for f in _FIELDS[1:]
+)
 
 
 def _entry(row: aiosqlite.Row) -> LedgerEntry:
@@ -380,6 +385,14 @@ class Ledger:
             landed=sorted(landed),
             written=len(inserts) + len(updates),
         )
+
+    async def take_over(self, rows: Sequence[LedgerEntry]) -> None:
+        """Put whole rows into the ledger as they are, in one transaction: a new leader
+        taking the fleet's shared rows. Every other write is a transition with its rules;
+        a hand-over is not one."""
+        if rows:
+            async with self._db.transaction("taking over the shared ledger") as conn:
+                await conn.executemany(_UPSERT_ALL, [_insert_params(e) for e in rows])
 
     async def want(
         self, domain: str, origin: DomainOrigin | str, *, place: str = "", now: float | None = None
