@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from closte_sync.daemon.control.cli_support import EXIT_OK, add_common, print_json, run_with_client
-from closte_sync.daemon.control.client import ControlClient
+from closte_sync.daemon.control.cli_support import add_common, run_action
 from closte_sync.shared.protocol import Op
 
 
@@ -16,12 +14,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    async def body(client: ControlClient) -> int:
-        result = await client.call(Op.RETRY, domain=args.domain)
-        if args.json:
-            print_json({"ok": True, **result}, sys.stdout)
-        else:
-            print(result["message"])
-        return EXIT_OK
-
-    return run_with_client(args, body)
+    return run_action(args, Op.RETRY, domain=args.domain)

@@ -10,14 +10,11 @@ import argparse
 import sys
 
 from closte_sync.daemon.control.cli_support import (
-    EXIT_OK,
     EXIT_USAGE,
     add_common,
     print_error,
-    print_json,
-    run_with_client,
+    run_action,
 )
-from closte_sync.daemon.control.client import ControlClient
 from closte_sync.shared.protocol import Op, check_setting
 
 NAMES = ("interval", "dns-tries", "ssl-tries")
@@ -38,12 +35,4 @@ def run(args: argparse.Namespace) -> int:
         print_error(args, "bad_args", str(exc), sys.stdout, sys.stderr)
         return EXIT_USAGE
 
-    async def body(client: ControlClient) -> int:
-        result = await client.call(Op.SET, key=key, value=value)
-        if args.json:
-            print_json({"ok": True, "key": key, "value": value, **result}, sys.stdout)
-        else:
-            print(result["message"])
-        return EXIT_OK
-
-    return run_with_client(args, body)
+    return run_action(args, Op.SET, {"key": key, "value": value}, key=key, value=value)

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from closte_sync.daemon.config import ConfigError, load_config
 from closte_sync.daemon.control.client import ControlClient, ControlError, DaemonUnavailable
 from closte_sync.daemon.settings import SocketSettings
+from closte_sync.shared.protocol import Op
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -147,6 +148,23 @@ def run_with_client(
             return EXIT_USAGE if exc.code == "bad_args" else EXIT_FAILED
 
     return asyncio.run(main(out or sys.stdout, err or sys.stderr))
+
+
+def run_action(
+    args: argparse.Namespace, op: Op, shown: Mapping[str, Any] | None = None, **fields: Any
+) -> int:
+    """One request that changes something: print the daemon's message, or with ``--json``
+    its whole answer (with ``shown`` added, to echo what was asked)."""
+
+    async def body(client: ControlClient) -> int:
+        result = await client.call(op, **fields)
+        if args.json:
+            print_json({"ok": True, **(shown or {}), **result}, sys.stdout)
+        else:
+            print(result["message"])
+        return EXIT_OK
+
+    return run_with_client(args, body)
 
 
 def print_json(value: Any, out: TextIO) -> None:
