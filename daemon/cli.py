@@ -120,7 +120,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in args_list if a in SUBCOMMANDS), None)
-    args = build_parser(only=chosen).parse_args(args_list)
+    parser = build_parser(only=chosen)
+    args = parser.parse_args(args_list)
+    from closte_sync.daemon.control.cli_support import apply_instance_config
+
+    problem = apply_instance_config(args)
+    if problem is not None:
+        parser.error(problem)
     try:
         return _load(args.command).run(args)
     except KeyboardInterrupt:

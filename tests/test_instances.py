@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,12 @@ from control_fixtures import socket_dir
 from daemon_harness import DaemonProcess, Site, lay_out, run_cli
 
 from closte_sync.daemon.cli import build_parser
-from closte_sync.daemon.control.cli_support import RUN_DIR_ENV, InstancePaths, socket_path
+from closte_sync.daemon.control.cli_support import (
+    RUN_DIR_ENV,
+    InstancePaths,
+    apply_instance_config,
+    socket_path,
+)
 from closte_sync.sandbox.runner import Sandbox
 
 pytest_plugins = ["closte_sync.sandbox.pytest_plugin"]
@@ -124,6 +130,39 @@ def test_socket_and_instance_together_are_refused() -> None:
     parser = build_parser(only="status")
     with pytest.raises(SystemExit):
         parser.parse_args(["status", "--socket", "/tmp/x.sock", "--instance", "shop"])
+
+
+@pytest.mark.parametrize("command", ["once", "daemon", "doctor", "config"])
+def test_commands_that_read_the_configuration_take_the_instance_one(
+    command: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    for name in ("CLOSTE_SYNC_STORE_PATH", "CLOSTE_SYNC_SOCKET_PATH"):
+        monkeypatch.setenv(name, "")  # remembered, so what the test sets is undone after
+        monkeypatch.delenv(name)
+    args = build_parser(only=command).parse_args([command, "--instance", "shop"])
+    assert apply_instance_config(args) is None
+    assert args.config == Path("/etc/closte-sync/shop.toml")
+    # The store and socket the template unit gives the instance, as its daemon has them.
+    assert os.environ["CLOSTE_SYNC_STORE_PATH"] == "/var/lib/closte-sync/shop/state.sqlite3"
+    assert os.environ["CLOSTE_SYNC_SOCKET_PATH"] == str(tmp_path / "shop" / "control.sock")
+    both = build_parser(only=command).parse_args(
+        ["--config", "/tmp/x.toml", command, "--instance", "shop"]
+    )
+    assert apply_instance_config(both) == (
+        "--config and --instance both name the configuration: give one"
+    )
+
+
+def test_once_with_an_instance_names_the_instance_configuration_it_could_not_read() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "closte_sync.daemon.cli", "once", "--instance", "nowhere-x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "/etc/closte-sync/nowhere-x.toml" in done.stderr
 
 
 def unit_service() -> configparser.SectionProxy:

@@ -7,12 +7,14 @@ import asyncio
 import sys
 
 from closte_sync.daemon.config import ConfigError, LoadedConfig, load_config
+from closte_sync.daemon.control.cli_support import add_instance_config
 from closte_sync.daemon.events import Level
 from closte_sync.daemon.service.console import ConsoleSink
 from closte_sync.daemon.service.daemon import Daemon
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_config(parser)
     parser.add_argument(
         "--log-level",
         choices=[level.value for level in Level],

@@ -7,12 +7,14 @@ import asyncio
 import json
 import sys
 
+from closte_sync.daemon.control.cli_support import add_instance_config
 from closte_sync.daemon.doctor import CheckResult, DoctorContext, Status, run_checks
 
 _MARK = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_config(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

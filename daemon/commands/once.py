@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from closte_sync.daemon.config import ConfigError, load_config
+from closte_sync.daemon.control.cli_support import add_instance_config
 from closte_sync.daemon.events import Level
 from closte_sync.daemon.reconcile import PassReport
 from closte_sync.daemon.service.console import ConsoleSink
@@ -25,6 +26,7 @@ from closte_sync.shared.domains import display
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_config(parser)
     parser.add_argument("--dry-run", action="store_true", help="plan only; call nothing")
     parser.add_argument("--upsert-only", action="store_true", help="add, never remove")
     parser.add_argument("--release", metavar="PLAN_ID", help="release the held plan PLAN_ID")

@@ -16,6 +16,7 @@ from typing import Any
 from closte_sync.daemon.config import ConfigError, LoadedConfig, load_config
 from closte_sync.daemon.config.model import ValueOrigin
 from closte_sync.daemon.config.schema import KEYS, settings_field
+from closte_sync.daemon.control.cli_support import add_instance_config
 from closte_sync.daemon.settings import DatabaseConnection
 from closte_sync.shared.secret import Secret
 
@@ -36,6 +37,7 @@ class Row:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_config(parser)
     parser.add_argument("--json", action="store_true", help="print the configuration as JSON")
 
 

@@ -101,6 +101,35 @@ def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> No
     )
 
 
+def add_instance_config(parser: argparse.ArgumentParser) -> None:
+    """``--instance NAME`` for a command that reads the configuration itself."""
+    parser.add_argument(
+        "--instance",
+        type=_instance_name,
+        metavar="NAME",
+        help=f"the network of closte-sync@NAME.service: its configuration {CONFIG_DIR}/NAME.toml"
+        " (instead of --config)",
+    )
+    parser.set_defaults(instance_names_config=True)
+
+
+def apply_instance_config(args: argparse.Namespace) -> str | None:
+    """Turn ``--instance NAME`` into the configuration path, and the store and socket
+    paths the template unit gives that instance; a message when both ``--instance`` and
+    ``--config`` were given."""
+    instance: str | None = getattr(args, "instance", None)
+    if instance is None or not getattr(args, "instance_names_config", False):
+        return None
+    if args.config is not None:
+        return "--config and --instance both name the configuration: give one"
+    paths = InstancePaths.of(instance)
+    args.config = paths.config
+    # As the template unit does: the instance's own store and socket, over the file's.
+    os.environ.setdefault("CLOSTE_SYNC_STORE_PATH", str(paths.store))
+    os.environ.setdefault("CLOSTE_SYNC_SOCKET_PATH", str(paths.socket))
+    return None
+
+
 def socket_path(args: argparse.Namespace, err: TextIO | None = None) -> Path:
     """--socket, else --instance's socket, else ``[socket] path`` of the configuration,
     else the default path."""
