@@ -83,6 +83,21 @@ def app_for(server: ServerThread) -> ClosteSyncApp:
     return ClosteSyncApp(server.path, clock=lambda: NOW, backoff=Backoff(0.05, 0.2), blink=False)
 
 
+# Workers that run for the app's whole life; every other one must be done before a picture.
+LIFELONG_WORKERS = frozenset({"link"})
+
+
+async def quiet(app: ClosteSyncApp) -> None:
+    """Until no load is in flight (a detail or a status poll finishing after the picture
+    would make it differ from run to run)."""
+    while True:
+        busy = [w for w in app.workers if w.is_running and w.group not in LIFELONG_WORKERS]
+        if not busy:
+            return
+        # A worker cancelled by a newer one of its group counts as done.
+        await asyncio.gather(*(w.wait() for w in busy), return_exceptions=True)
+
+
 def loaded(*keys: str) -> Callable[[Pilot[None]], object]:
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
@@ -90,8 +105,10 @@ def loaded(*keys: str) -> Callable[[Pilot[None]], object]:
         await asyncio.wait_for(app.ready.wait(), 20)
         pane = app.main.query_one("#domains-pane")
         await asyncio.wait_for(pane.detail_shown.wait(), 20)  # type: ignore[attr-defined]
+        await asyncio.wait_for(quiet(app), 20)
         if keys:
             await pilot.press(*keys)
+            await asyncio.wait_for(quiet(app), 20)
         await pilot.pause()
 
     return run_before

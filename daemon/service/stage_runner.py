@@ -99,7 +99,8 @@ class StageRunner:
                     await recording
             finally:
                 if recording is not None and not recording.done():
-                    recording.cancel()
+                    recording.cancel()  # stopping: that batch is checked again next round
+                    await asyncio.wait([recording])
             if len(due) < read_ahead:
                 return report
 
