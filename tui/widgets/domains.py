@@ -249,10 +249,6 @@ class DomainsPane(Vertical):
             for row in self.visible_rows():
                 values = cells(row, now)
                 table.add_row(*(values[key] for key, _ in COLUMNS), key=row.domain)
-        # The table sizes its columns to new rows when its queue next runs empty; add_row
-        # asks for that only while the table's pump runs, so a message makes sure of it
-        # (rows that came before the pump started stayed at the headers' widths).
-        table.call_later(table.refresh)
         if keep is not None:
             with contextlib.suppress(RowDoesNotExist):
                 table.move_cursor(row=table.get_row_index(keep), animate=False)
