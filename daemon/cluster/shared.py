@@ -18,27 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from closte_sync.daemon.cluster.lock import LeaderLock, LockUnavailable
-from closte_sync.daemon.store import DomainState, LedgerEntry
-from closte_sync.daemon.store.ledger import DomainOrigin
+from closte_sync.daemon.store import LedgerEntry
+from closte_sync.daemon.store.ledger import LEDGER_FIELDS, entry_of, values_of
 
 # The grant the database user needs (doctor names it): CREATE once, then these.
 GRANT_PRIVILEGES = ("CREATE", "SELECT", "INSERT", "UPDATE", "DELETE")
 
-_COLUMNS = (
-    "domain",
-    "wildcard",
-    "state",
-    "origin",
-    "added_by_us",
-    "place",
-    "first_seen",
-    "last_change",
-    "last_error",
-    "attempts",
-    "failures",
-    "retry_at",
-    "refusal",
-)
+_COLUMNS = LEDGER_FIELDS
 
 
 def ledger_table(base_prefix: str) -> str:
@@ -93,41 +79,9 @@ def _create_leader(table: str) -> str:
 
 
 def _params(entry: LedgerEntry, writer: str) -> tuple[Any, ...]:
-    return (
-        entry.domain,
-        int(entry.wildcard),
-        entry.state.value,
-        entry.origin.value,
-        int(entry.added_by_us),
-        entry.place[:1000],
-        entry.first_seen,
-        entry.last_change,
-        entry.last_error,
-        entry.attempts,
-        entry.failures,
-        entry.retry_at,
-        entry.refusal,
-        writer,
-    )
-
-
-def _entry(row: tuple[Any, ...]) -> LedgerEntry:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    return LedgerEntry(
-        domain=str(values["domain"]),
-        wildcard=bool(values["wildcard"]),
-        state=DomainState(values["state"]),
-        origin=DomainOrigin(values["origin"]),
-        added_by_us=bool(values["added_by_us"]),
-        place=str(values["place"]),
-        first_seen=float(values["first_seen"]),
-        last_change=float(values["last_change"]),
-        last_error=values["last_error"],
-        attempts=int(values["attempts"]),
-        failures=int(values["failures"]),
-        retry_at=None if values["retry_at"] is None else float(values["retry_at"]),
-        refusal=values["refusal"],
-    )
+    values = list(values_of(entry))
+    values[_COLUMNS.index("place")] = entry.place[:1000]  # the shared column's length
+    return (*values, writer)
 
 
 class SharedTables:
@@ -189,7 +143,7 @@ class SharedTables:
 
     async def read(self) -> dict[str, LedgerEntry]:
         rows = await self._lock.run(f"SELECT {', '.join(_COLUMNS)} FROM `{self.ledger}`")
-        return {entry.domain: entry for entry in map(_entry, rows)}
+        return {entry.domain: entry for entry in map(entry_of, rows)}
 
     async def write(self, entries: Iterable[LedgerEntry]) -> int:
         batch = [_params(e, self._writer) for e in entries]

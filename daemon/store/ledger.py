@@ -114,7 +114,9 @@ _MAY_REMOVE = frozenset({_S.HELD, _S.ADOPTED, _S.REMOVING})
 _MAY_FORGET = frozenset({_S.WANTED, _S.REMOVING, _S.REMOVED})
 _MAY_GO_MISSING = frozenset({_S.HELD, _S.ADOPTED, _S.REMOVING, _S.REMOVED})
 
-_FIELDS = (
+# The ledger's columns in order: the rows below, and the fleet's shared copy of the ledger
+# (cluster/shared.py), are these values in this order.
+LEDGER_FIELDS = _FIELDS = (
     "domain",
     "wildcard",
     "state",
@@ -142,25 +144,33 @@ _UPSERT_ALL = f"{_INSERT_ALL} ON CONFLICT(domain) DO UPDATE SET " + ", ".join(
 )
 
 
-def _entry(row: aiosqlite.Row) -> LedgerEntry:
+def entry_of(values: Sequence[Any]) -> LedgerEntry:
+    """A ledger row's values (in LEDGER_FIELDS order, from SQLite or MySQL) as an entry."""
+    (domain, wildcard, state, origin, added_by_us, place, first_seen, last_change,
+     last_error, attempts, failures, retry_at, refusal) = values  # fmt: skip
     return LedgerEntry(
-        domain=row["domain"],
-        wildcard=bool(row["wildcard"]),
-        state=DomainState(row["state"]),
-        origin=DomainOrigin(row["origin"]),
-        added_by_us=bool(row["added_by_us"]),
-        place=row["place"],
-        first_seen=row["first_seen"],
-        last_change=row["last_change"],
-        last_error=row["last_error"],
-        attempts=row["attempts"],
-        failures=row["failures"],
-        retry_at=row["retry_at"],
-        refusal=row["refusal"],
+        domain=str(domain),
+        wildcard=bool(wildcard),
+        state=DomainState(state),
+        origin=DomainOrigin(origin),
+        added_by_us=bool(added_by_us),
+        place=str(place),
+        first_seen=float(first_seen),
+        last_change=float(last_change),
+        last_error=last_error,
+        attempts=int(attempts),
+        failures=int(failures),
+        retry_at=None if retry_at is None else float(retry_at),
+        refusal=refusal,
     )
 
 
-def _insert_params(e: LedgerEntry) -> tuple[Any, ...]:
+def _entry(row: aiosqlite.Row) -> LedgerEntry:
+    return entry_of(tuple(row))
+
+
+def values_of(e: LedgerEntry) -> tuple[Any, ...]:
+    """An entry as its row's values, in LEDGER_FIELDS order."""
     return (
         e.domain,
         int(e.wildcard),
@@ -375,7 +385,7 @@ class Ledger:
                 elif after.on_closte and not before.on_closte and not after.added_by_us:
                     adopted.append(name)
             if inserts:
-                await conn.executemany(_INSERT_ALL, [_insert_params(e) for e in inserts])
+                await conn.executemany(_INSERT_ALL, [values_of(e) for e in inserts])
             if updates:
                 await conn.executemany(_UPDATE_ALL, [_update_params(e) for e in updates])
         return Settled(
@@ -392,7 +402,7 @@ class Ledger:
         a hand-over is not one."""
         if rows:
             async with self._db.transaction("taking over the shared ledger") as conn:
-                await conn.executemany(_UPSERT_ALL, [_insert_params(e) for e in rows])
+                await conn.executemany(_UPSERT_ALL, [values_of(e) for e in rows])
 
     async def want(
         self, domain: str, origin: DomainOrigin | str, *, place: str = "", now: float | None = None
@@ -406,7 +416,7 @@ class Ledger:
             after = settle_entry(before, name, wish, None, at)
             assert after is not None
             if before is None:
-                await conn.execute(_INSERT_ALL, _insert_params(after))
+                await conn.execute(_INSERT_ALL, values_of(after))
             elif after != before:
                 await conn.execute(_UPDATE_ALL, _update_params(after))
         return after
