@@ -12,13 +12,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import aiomysql
 import pymysql
 
 from closte_sync.daemon.settings import DatabaseConnection
+from closte_sync.daemon.sources.database.mysql import open_connection
 from closte_sync.shared.secret import scrub
 
-CONNECT_TIMEOUT_S = 5.0
 QUERY_TIMEOUT_S = 5.0
 
 
@@ -38,22 +37,8 @@ class LeaderLock:
 
     async def _connect(self) -> Any:
         if self._conn is None:
-            s = self._settings
             try:
-                self._conn = await asyncio.wait_for(
-                    aiomysql.connect(
-                        host=s.host,
-                        port=s.port,
-                        unix_socket=s.unix_socket,
-                        user=s.user,
-                        password=s.password.reveal(),
-                        db=s.name,
-                        charset="utf8mb4",
-                        autocommit=True,
-                        connect_timeout=CONNECT_TIMEOUT_S,
-                    ),
-                    CONNECT_TIMEOUT_S + 1,
-                )
+                self._conn = await open_connection(self._settings)
             except (pymysql.err.Error, OSError, TimeoutError) as exc:
                 raise self._unavailable("cannot connect", exc) from None
         return self._conn

@@ -54,6 +54,25 @@ FULL_EVERY = 15
 _UNKNOWN_VARIABLE = 1193
 
 
+async def open_connection(s: DatabaseConnection) -> Any:
+    """One autocommit connection with our charset and time-outs; pymysql's errors, OSError
+    or TimeoutError when it cannot be made."""
+    return await asyncio.wait_for(
+        aiomysql.connect(
+            host=s.host,
+            port=s.port,
+            unix_socket=s.unix_socket,
+            user=s.user,
+            password=s.password.reveal(),
+            db=s.name,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+        ),
+        CONNECT_TIMEOUT_S + 1,
+    )
+
+
 class MySQLBackend:
     def __init__(
         self,
@@ -83,22 +102,8 @@ class MySQLBackend:
     async def connect(self) -> None:
         if self._conn is not None:
             return
-        s = self._settings
         try:
-            self._conn = await asyncio.wait_for(
-                aiomysql.connect(
-                    host=s.host,
-                    port=s.port,
-                    unix_socket=s.unix_socket,
-                    user=s.user,
-                    password=s.password.reveal(),
-                    db=s.name,
-                    charset="utf8mb4",
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                ),
-                CONNECT_TIMEOUT_S + 1,
-            )
+            self._conn = await open_connection(self._settings)
         except (pymysql.err.Error, OSError, TimeoutError) as exc:
             raise self._unavailable("cannot connect", exc) from None
         # MySQL 8 caches information_schema statistics for a day by default; MariaDB has no
