@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from closte_sync.daemon.config import LoadedConfig, load_config
 from closte_sync.sandbox.ca import CertKind
@@ -224,18 +223,6 @@ def peak_rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmHWM", "VmRSS"):
             values[key] = int(rest.split()[0]) / 1024  # kB
     return values["VmHWM"], values["VmRSS"]
-
-
-def figure(name: str, value: float, unit: str, goal: float | None, better: str) -> dict[str, Any]:
-    met = None if goal is None else (value <= goal if better == "lower" else value >= goal)
-    return {
-        "figure": name,
-        "value": round(value, 4),
-        "unit": unit,
-        "goal": goal,
-        "better": better,
-        "met": met,
-    }
 
 
 if __name__ == "__main__":

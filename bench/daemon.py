@@ -65,7 +65,6 @@ from _daemon_setup import (
     SandboxInfo,
     closed_port,
     domain_names,
-    figure,
     info_env,
     load,
     peak_rss_mb,
@@ -73,6 +72,7 @@ from _daemon_setup import (
     sandbox_process,
     write_domains_file,
 )
+from _figures import figure
 
 from closte_sync.daemon.service.engine import Engine
 from closte_sync.daemon.service.stage_runner import RoundReport

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sources import create_database, figure, percentile, root_connection
+from _figures import figure, print_figures
+from sources import create_database, percentile, root_connection
 
 from closte_sync.daemon.cluster.lock import LeaderLock
 from closte_sync.daemon.settings import DatabaseConnection
@@ -196,15 +196,7 @@ async def main(failovers: int, checks: int) -> int:
         figure("fleet_lock_check", statistics.median(costs), "ms", GOALS["lock_check_ms"]),
         figure("fleet_lock_check_p99", percentile(costs, 0.99), "ms", None),
     ]
-    print()
-    print(f"{'figure':<24} {'value':>10} {'unit':<5} {'goal':>8}  met")
-    for f in figures:
-        goal = "-" if f["goal"] is None else f"<= {f['goal']}"
-        met = "-" if f["met"] is None else ("yes" if f["met"] else "NO")
-        print(f"{f['figure']:<24} {f['value']:>10} {f['unit']:<5} {goal:>8}  {met}")
-    print()
-    for f in figures:
-        print(json.dumps(f))
+    print_figures(figures, width=24)
     return 0
 
 

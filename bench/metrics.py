@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _figures import figure, print_figures
 
 from closte_sync.daemon.closte.client import EVENT_KIND
 from closte_sync.daemon.control.hub import ControlHub
@@ -118,17 +118,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def figure(name: str, value: float, unit: str, goal: float | None) -> dict[str, Any]:
-    return {
-        "figure": name,
-        "value": round(value, 4),
-        "unit": unit,
-        "goal": goal,
-        "better": "lower",
-        "met": None if goal is None else value <= goal,
-    }
-
-
 async def main(scrapes: int) -> int:
     with tempfile.TemporaryDirectory(prefix="closte-sync-bench-") as folder:
         path = Path(folder) / "state.sqlite3"
@@ -169,15 +158,7 @@ async def main(scrapes: int) -> int:
         figure("store_read_all_rows_10k", full_ms, "ms", None),
         figure("metrics_counts_share", counts_ms / full_ms, "ratio", GOALS["counts_share"]),
     ]
-    print()
-    print(f"{'figure':<28} {'value':>10} {'unit':<5} {'goal':>8}  met")
-    for f in figures:
-        goal = "-" if f["goal"] is None else f"<= {f['goal']}"
-        met = "-" if f["met"] is None else ("yes" if f["met"] else "NO")
-        print(f"{f['figure']:<28} {f['value']:>10} {f['unit']:<5} {goal:>8}  {met}")
-    print()
-    for f in figures:
-        print(json.dumps(f))
+    print_figures(figures, width=28)
     return 0
 
 

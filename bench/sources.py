@@ -40,6 +40,7 @@ from typing import Any
 
 import aiomysql
 import pymysql
+from _figures import figure, print_figures
 
 from closte_sync.daemon.settings import DatabaseConnection, DatabaseSettings
 from closte_sync.daemon.sources.database import DatabaseSource, TableNames
@@ -327,18 +328,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def figure(name: str, value: float, unit: str, goal: float | None) -> dict[str, Any]:
-    met = None if goal is None else value <= goal
-    return {
-        "figure": name,
-        "value": round(value, 4),
-        "unit": unit,
-        "goal": goal,
-        "better": "lower",
-        "met": met,
-    }
-
-
 async def main(changes: int, idle_s: float) -> int:
     try:
         root = await asyncio.wait_for(root_connection(), 5)
@@ -405,17 +394,9 @@ async def main(changes: int, idle_s: float) -> int:
         ),
     ]
 
-    print()
-    print(f"{'figure':<28} {'value':>10} {'unit':<5} {'goal':>8}  met")
-    for f in figures:
-        goal = "-" if f["goal"] is None else f"<= {f['goal']}"
-        met = "-" if f["met"] is None else ("yes" if f["met"] else "NO")
-        print(f"{f['figure']:<28} {f['value']:>10} {f['unit']:<5} {goal:>8}  {met}")
     if file_latencies is None:
         print("(domains file source not available: file figure left out)")
-    print()
-    for f in figures:
-        print(json.dumps(f))
+    print_figures(figures, width=28)
     return 0
 
 

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import cProfile
 import io
-import json
 import pstats
 import re
 import statistics
@@ -38,8 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+from _figures import figure, print_figures
 from _tui_setup import (
     DOMAINS,
     FOLLOW_KIND,
@@ -298,18 +297,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def figure(name: str, value: float, unit: str, goal: float | None) -> dict[str, Any]:
-    met = None if goal is None else value <= goal
-    return {
-        "figure": name,
-        "value": round(value, 4),
-        "unit": unit,
-        "goal": goal,
-        "better": "lower",
-        "met": met,
-    }
-
-
 async def main(events: int, seconds: float, rate: int, tuis: int) -> int:
     with tempfile.TemporaryDirectory(prefix="closte-tui-bench-") as folder:
         base = Path(folder)
@@ -365,15 +352,7 @@ async def main(events: int, seconds: float, rate: int, tuis: int) -> int:
         print("\nwhere the following TUI spent its time (cProfile, cumulative):")
         print(profile)
 
-    print()
-    print(f"{'figure':<34} {'value':>10} {'unit':<5} {'goal':>8}  met")
-    for f in figures:
-        goal = "-" if f["goal"] is None else f"<= {f['goal']}"
-        met = "-" if f["met"] is None else ("yes" if f["met"] else "NO")
-        print(f"{f['figure']:<34} {f['value']:>10} {f['unit']:<5} {goal:>8}  {met}")
-    print()
-    for f in figures:
-        print(json.dumps(f))
+    print_figures(figures, width=34)
     return 0
 
 
