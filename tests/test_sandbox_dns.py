@@ -15,7 +15,7 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
-from closte_sync.sandbox.dns_server import DnsServer, DnsZones
+from closte_sync.sandbox.dns_server import DnsServer, DnsZones, quick_answer
 
 
 @pytest.fixture
@@ -246,3 +246,73 @@ async def test_stop_releases_the_port_and_cancels_slow_answers() -> None:
     await again.start(port=running.port)
     assert again.port == running.port
     await again.stop()
+
+
+def _query(name: str, rdtype: str, query_id: int, recursion: bool = True) -> bytes:
+    query = dns.message.make_query(name, rdtype)
+    query.id = query_id
+    if not recursion:
+        query.flags &= ~dns.flags.RD
+    return query.to_wire()
+
+
+@pytest.mark.parametrize("recursion", [True, False], ids=["rd", "no-rd"])
+@pytest.mark.parametrize(
+    ("name", "rdtype"),
+    [
+        ("shop.example.com", "A"),
+        ("Shop.EXAMPLE.com", "A"),
+        ("many.example.com", "A"),
+        ("shop.example.com", "AAAA"),
+        ("xn--bcher-kva.example.com", "A"),
+    ],
+)
+async def test_the_quick_answer_is_dnspythons_answer_byte_for_byte(
+    name: str, rdtype: str, recursion: bool
+) -> None:
+    """The common question is answered without dnspython: the same bytes."""
+    zones = DnsZones()
+    zones.set_a("shop.example.com", ["127.0.0.2"])
+    zones.set_aaaa("shop.example.com", ["::1", "2001:db8::7"])
+    zones.set_a("many.example.com", [f"10.0.0.{i}" for i in range(1, 9)])
+    zones.set_a("bücher.example.com", ["127.0.0.9"])
+    wire = _query(name, rdtype, 4242, recursion)
+    quick = quick_answer(zones, wire)
+    assert quick is not None
+    slow = await DnsServer(zones).respond(wire, udp=True)
+    assert slow is not None
+    if name != "many.example.com" and rdtype == "A":
+        assert quick == slow
+    else:  # dnspython shuffles the records of a set: the same records, in any order
+        assert len(quick) == len(slow) and quick[:12] == slow[:12]
+        assert dns.message.from_wire(quick) == dns.message.from_wire(slow)
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        {"cname": "target.example.com"},  # a chain
+        {"a": ["127.0.0.2"], "delay_ms": 5},  # a slow name
+        {"a": ["127.0.0.2"], "drop": 1},  # a lost packet to come
+        {"a": ["127.0.0.2"], "rcode": "SERVFAIL"},  # a forced answer
+        {"aaaa": ["::1"]},  # no A record: NODATA
+        {"a": [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(80)]},  # too big for UDP
+    ],
+)
+def test_anything_but_the_common_question_is_left_to_dnspython(setup: dict[str, object]) -> None:
+    zones = DnsZones()
+    zones.set_a("target.example.com", ["127.0.0.3"])
+    zones.set_a("*.wild.example.com", ["127.0.0.4"])
+    zones.apply({"name": "odd.example.com", **setup})
+    assert quick_answer(zones, _query("odd.example.com", "A", 7)) is None
+    # Also: a wildcard match, an unknown name, another type, EDNS, a second question.
+    assert quick_answer(zones, _query("x.wild.example.com", "A", 7)) is None
+    assert quick_answer(zones, _query("nobody.example.com", "A", 7)) is None
+    assert quick_answer(zones, _query("target.example.com", "MX", 7)) is None
+    with_edns = dns.message.make_query("target.example.com", "A", use_edns=0)
+    assert quick_answer(zones, with_edns.to_wire()) is None
+    assert quick_answer(zones, _query("target.example.com", "A", 7)) is not None
+    two = bytearray(_query("target.example.com", "A", 7))
+    two[5] = 2
+    assert quick_answer(zones, bytes(two)) is None
+    assert quick_answer(zones, b"\x00\x07") is None
