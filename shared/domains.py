@@ -105,6 +105,8 @@ def parse_domain(text: str) -> DomainName:
 
 def to_unicode(name: str) -> str:
     """The readable form of a stored name; names that do not decode are shown as they are."""
+    if "xn--" not in name and name == name.lower():
+        return name  # no punycode label: idna would give it back unchanged, at a cost
     prefix = WILDCARD_PREFIX if is_wildcard(name) else ""
     body = name[len(prefix) :]
     try:
