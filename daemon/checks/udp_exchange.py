@@ -201,7 +201,8 @@ class UdpExchanges:
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             task = loop.create_task(self._connect(server))
             self._open[server] = task
-        exchange = await asyncio.shield(task)
+        # Made already (nearly every question): no shield, no wait.
+        exchange = task.result() if task.done() else await asyncio.shield(task)
         if exchange.transport is None or exchange.transport.is_closing():
             # Closed under us: the next question makes a new one.
             if self._open.get(server) is task:
