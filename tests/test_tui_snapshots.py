@@ -10,15 +10,18 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from control_fixtures import NOW, running_server, socket_dir
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from closte_sync.tui.app import ClosteSyncApp
 from closte_sync.tui.link import Backoff
+from closte_sync.tui.widgets.domains import DomainsPane
 
 __all__ = ["socket_dir"]
 
@@ -99,8 +102,8 @@ async def quiet(app: ClosteSyncApp) -> None:
 
 
 async def steady(pilot: Pilot[None], tries: int = 50) -> None:
-    """Until two pictures in a row are the same: a table sizes its columns to new rows
-    only when the app is next idle, which a loaded machine can put off past one pause."""
+    """Until two pictures in a row are the same: what a refresh changes is painted only
+    when the app is next idle, which a loaded machine can put off past one pause."""
     previous = None
     for _ in range(tries):
         await pilot.pause()
@@ -111,7 +114,7 @@ async def steady(pilot: Pilot[None], tries: int = 50) -> None:
     raise AssertionError(f"the screen was still changing after {tries} pauses")
 
 
-def loaded(*keys: str) -> Callable[[Pilot[None]], object]:
+def loaded(*keys: str) -> Callable[[Pilot[None]], Awaitable[None]]:
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, ClosteSyncApp)
@@ -141,3 +144,27 @@ def test_troubleshooting_screen(server: ServerThread, snap_compare: Callable[...
 
 def test_settings_screen(server: ServerThread, snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded("4"))
+
+
+def test_domains_painted_before_idle(server: ServerThread) -> None:
+    """New rows the screen paints before the table is next idle (as on a loaded machine)
+    are shown whole, also once the table is idle: it keeps the cells it painted."""
+    longer = "a-much-longer-name-than-the-others.example.com"
+
+    async def run() -> None:
+        app = app_for(server)
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded()(pilot)
+            pane = app.main.query_one(DomainsPane)
+            pane.set_rows(
+                [*app.rows.values(), replace(app.rows["blog.example.org"], domain=longer)]
+            )
+            app.export_screenshot()  # paints the table now, before it is next idle
+            await asyncio.wait_for(quiet(app), 20)
+            await steady(pilot)
+            table = pane.query_one(DataTable)
+            lines = [table.render_line(y).text for y in range(table.size.height)]
+            for name in [*app.rows, longer]:
+                assert any(f" {name} " in line for line in lines), (name, lines)
+
+    asyncio.run(run())

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -52,6 +53,24 @@ def cells(row: DomainRow, now: float) -> dict[str, Text | str]:
         "cert": clock(row.cert_expires_at)[:10] if row.cert_expires_at else "-",
         "error": note,
     }
+
+
+def cell_width(value: Text | str) -> int:
+    """How many columns a cell takes in the table: its longest line, a string being
+    read as markup (as DataTable reads it)."""
+    if isinstance(value, str):
+        if "[" not in value and "\n" not in value:
+            return cell_len(value)
+        value = Text.from_markup(value)
+    return max((cell_len(line) for line in value.plain.splitlines()), default=0)
+
+
+def column_widths(rows: Iterable[Iterable[Text | str]]) -> dict[str, int]:
+    """Each column as wide as its header or its widest cell (rows in COLUMNS' order)."""
+    widths = [cell_width(label) for _, label in COLUMNS]
+    for row in rows:
+        widths = [max(width, cell_width(value)) for width, value in zip(widths, row, strict=True)]
+    return {key: width for (key, _), width in zip(COLUMNS, widths, strict=True)}
 
 
 def matches(row: DomainRow, pattern: re.Pattern[str] | None) -> bool:
@@ -176,6 +195,7 @@ class DomainsPane(Vertical):
         self._sort = "domain"
         self._reverse = False
         self.selected: str | None = None
+        self._widths: dict[str, int] = {}  # what the table's columns are sized to
         self.detail_shown = asyncio.Event()  # set each time a detail is on screen
 
     def compose(self) -> ComposeResult:
@@ -183,8 +203,7 @@ class DomainsPane(Vertical):
             yield Static("Filter /", classes="label")
             yield Input(placeholder="domain, stage, state or error (regex)", id="domain-filter")
         table: DataTable[Any] = DataTable(id="domains-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        self._add_columns(table, column_widths([]))
         yield table
         yield DomainDetail(id="domain-detail")
 
@@ -240,15 +259,30 @@ class DomainsPane(Vertical):
         ]
         return sorted(shown, key=sort_key(self._sort), reverse=self._reverse)
 
+    def _add_columns(self, table: DataTable[Any], widths: dict[str, int]) -> None:
+        for key, label in COLUMNS:
+            table.add_column(label, key=key, width=widths[key])
+        self._widths = widths
+
     def _rebuild(self) -> None:
+        """Fill the table anew, its columns sized to the rows before any row is added.
+
+        DataTable would size columns of no set width itself, but only once it is next
+        idle: the screen may paint the new rows before then at the old widths (after the
+        first load, the headers' alone), and the table keeps the cells it painted until
+        they change, so those cut cells would stay after the columns had grown."""
         table = self.table
         now = self._clock()
         keep = self.selected
+        shown: list[tuple[str, list[Text | str]]] = []
+        for row in self.visible_rows():
+            values = cells(row, now)
+            shown.append((row.domain, [values[key] for key, _ in COLUMNS]))
         with self.app.batch_update():
-            table.clear()
-            for row in self.visible_rows():
-                values = cells(row, now)
-                table.add_row(*(values[key] for key, _ in COLUMNS), key=row.domain)
+            table.clear(columns=True)
+            self._add_columns(table, column_widths(ordered for _, ordered in shown))
+            for name, ordered in shown:
+                table.add_row(*ordered, key=name)
         if keep is not None:
             with contextlib.suppress(RowDoesNotExist):
                 table.move_cursor(row=table.get_row_index(keep), animate=False)
@@ -260,6 +294,7 @@ class DomainsPane(Vertical):
             self._rows.pop(name, None)
             with contextlib.suppress(RowDoesNotExist):
                 table.remove_row(name)
+            self._fit_columns()
             return
         is_new = name not in self._rows
         self._rows[name] = row
@@ -270,11 +305,20 @@ class DomainsPane(Vertical):
         with self.app.batch_update():
             try:
                 for key, _ in COLUMNS:
-                    table.update_cell(name, key, values[key], update_width=True)
+                    table.update_cell(name, key, values[key])
             except (CellDoesNotExist, RowDoesNotExist):
                 self._rebuild()
+            else:
+                self._fit_columns()
         if name == self.selected:
             self.load_detail(name)
+
+    def _fit_columns(self) -> None:
+        """Rows changed in place: fill the table anew if its columns no longer fit them."""
+        table = self.table
+        rows = (table.get_row_at(index) for index in range(table.row_count))
+        if column_widths(rows) != self._widths:
+            self._rebuild()
 
     @on(DataTable.RowHighlighted, "#domains-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
