@@ -168,3 +168,25 @@ def test_domains_painted_before_idle(server: ServerThread) -> None:
                 assert any(f" {name} " in line for line in lines), (name, lines)
 
     asyncio.run(run())
+
+
+def test_a_row_updated_in_place_widens_its_column(server: ServerThread) -> None:
+    """A row that changes in place with a cell wider than its column (a longer state, as a
+    domain moves on) gets the room, even when painted before the table is next idle."""
+    state = "a-state-wider-than-any-before"
+
+    async def run() -> None:
+        app = app_for(server)
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded()(pilot)
+            pane = app.main.query_one(DomainsPane)
+            row = replace(app.rows["blog.example.org"], state=state)
+            pane.update_row(row.domain, row)
+            app.export_screenshot()  # paints the table now, before it is next idle
+            await asyncio.wait_for(quiet(app), 20)
+            await steady(pilot)
+            table = pane.query_one(DataTable)
+            lines = [table.render_line(y).text for y in range(table.size.height)]
+            assert any(f" {state} " in line for line in lines), lines
+
+    asyncio.run(run())

@@ -294,7 +294,6 @@ class DomainsPane(Vertical):
             self._rows.pop(name, None)
             with contextlib.suppress(RowDoesNotExist):
                 table.remove_row(name)
-            self._fit_columns()
             return
         is_new = name not in self._rows
         self._rows[name] = row
@@ -309,15 +308,17 @@ class DomainsPane(Vertical):
             except (CellDoesNotExist, RowDoesNotExist):
                 self._rebuild()
             else:
-                self._fit_columns()
+                self._widen_for([values[key] for key, _ in COLUMNS])
         if name == self.selected:
             self.load_detail(name)
 
-    def _fit_columns(self) -> None:
-        """Rows changed in place: fill the table anew if its columns no longer fit them."""
-        table = self.table
-        rows = (table.get_row_at(index) for index in range(table.row_count))
-        if column_widths(rows) != self._widths:
+    def _widen_for(self, row: list[Text | str]) -> None:
+        """A row changed in place: fill the table anew if one of its cells no longer fits.
+
+        Only this row is measured, so a round of thousands of updates stays cheap; columns
+        grow at once and shrink at the next fill (a filter, a sort, a new list)."""
+        needed = column_widths([row])
+        if any(width > self._widths.get(key, 0) for key, width in needed.items()):
             self._rebuild()
 
     @on(DataTable.RowHighlighted, "#domains-table")
