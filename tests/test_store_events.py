@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -406,3 +407,32 @@ async def test_events_keep_landing_while_prune_runs(tmp_path: Path) -> None:
         assert await store.event_log.count() == 100
     finally:
         await store.aclose()
+
+
+async def test_the_stores_writers_take_turns_in_the_order_they_came(store: Store) -> None:
+    """The event writer writes in many short transactions; a state write that comes while
+    one is open goes next, before the event writer's next one (SQLite's busy handler would
+    let whoever retries first win, and keep the other sleeping)."""
+    state, events = store._state, store._events_db
+    order: list[str] = []
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def write(db: Any, name: str, hold: bool = False) -> None:
+        async with db.transaction(f"test write {name}") as conn:
+            order.append(name)
+            if hold:
+                inside.set()
+                await release.wait()
+            await conn.execute("SELECT 1")
+
+    first = asyncio.create_task(write(events, "events-1", hold=True))
+    await asyncio.wait_for(inside.wait(), 5)
+    ledger = asyncio.create_task(write(state, "ledger"))
+    await asyncio.sleep(0)  # the ledger's write is waiting its turn now
+    second = asyncio.create_task(write(events, "events-2"))
+    await asyncio.sleep(0)
+    assert order == ["events-1"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, ledger, second), 5)
+    assert order == ["events-1", "ledger", "events-2"]

@@ -161,8 +161,16 @@ async def _switch_to_wal(conn: aiosqlite.Connection, patience_s: float) -> sqlit
             pause = min(pause * 2, 0.25)
 
 
-async def connect(path: Path, *, busy_timeout_ms: int, synchronous: Synchronous) -> Database:
-    """A read-write connection to an existing file, WAL mode, foreign keys on."""
+async def connect(
+    path: Path,
+    *,
+    busy_timeout_ms: int,
+    synchronous: Synchronous,
+    write_lock: asyncio.Lock | None = None,
+) -> Database:
+    """A read-write connection to an existing file, WAL mode, foreign keys on.
+
+    Connections of one process to one file should share ``write_lock`` (see ``Database``)."""
     try:
         conn = await aiosqlite.connect(_uri(path, "rw"), uri=True, isolation_level=None)
     except sqlite3.Error as exc:
@@ -183,7 +191,7 @@ async def connect(path: Path, *, busy_timeout_ms: int, synchronous: Synchronous)
         if isinstance(exc, sqlite3.Error):
             raise wrap_error(path, "setting up the connection", exc) from None
         raise
-    return Database(conn, path)
+    return Database(conn, path, write_lock)
 
 
 async def fetch_one(
@@ -194,12 +202,23 @@ async def fetch_one(
 
 
 class Database:
-    """One connection, with transactions that never interleave on it."""
+    """One connection, with transactions that never interleave on it.
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    SQLite lets one writer at a time have the file. A connection that finds it taken
+    waits in SQLite's busy handler, which sleeps and tries again (up to 100 ms a try), so a
+    connection that writes in many short transactions (the event writer) can keep another
+    (the ledger's intents, a check round's results) waiting for seconds, taking the lock
+    back each time it comes free. The connections of one process therefore share
+    ``write_lock``: writers take turns in the order they came, and SQLite's busy handler
+    is left to settle turns with other processes."""
+
+    def __init__(
+        self, conn: aiosqlite.Connection, path: Path, write_lock: asyncio.Lock | None = None
+    ) -> None:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._write_lock = write_lock if write_lock is not None else asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
@@ -208,7 +227,7 @@ class Database:
         IMMEDIATE takes the write lock up front, so a transaction that reads then writes
         cannot fail half-way on a lock upgrade. sqlite3 errors come out as StoreError.
         """
-        async with self._lock:
+        async with self._lock, self._write_lock:
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:

@@ -149,8 +149,12 @@ async def open_store(settings: StoreSettings, options: StoreOptions | None = Non
     path = settings.path
     await _open_existing_or_new(path)
     opened: list[Database] = []
+    # One writer at a time in this process, in turn (see Database).
+    write_lock = asyncio.Lock()
     try:
-        state = await connect(path, busy_timeout_ms=opts.busy_timeout_ms, synchronous="FULL")
+        state = await connect(
+            path, busy_timeout_ms=opts.busy_timeout_ms, synchronous="FULL", write_lock=write_lock
+        )
         opened.append(state)
         # Check again under our own connection: another process may have migrated meanwhile.
         async with state.reading("reading the schema version") as conn:
@@ -158,7 +162,12 @@ async def open_store(settings: StoreSettings, options: StoreOptions | None = Non
         await migrate(state)
         for _ in range(2):
             opened.append(
-                await connect(path, busy_timeout_ms=opts.busy_timeout_ms, synchronous="NORMAL")
+                await connect(
+                    path,
+                    busy_timeout_ms=opts.busy_timeout_ms,
+                    synchronous="NORMAL",
+                    write_lock=write_lock,
+                )
             )
     except BaseException:
         for db in opened:
