@@ -146,6 +146,16 @@ def test_settings_screen(server: ServerThread, snap_compare: Callable[..., bool]
     assert snap_compare(app_for(server), terminal_size=SIZE, run_before=loaded("4"))
 
 
+async def lines_painted_early(app: ClosteSyncApp, pilot: Pilot[None]) -> list[str]:
+    """Paint the screen now, before the domains table is next idle (as a loaded machine
+    may), then let it settle: the table's lines as they stay on screen."""
+    app.export_screenshot()
+    await asyncio.wait_for(quiet(app), 20)
+    await steady(pilot)
+    table = app.main.query_one(DomainsPane).query_one(DataTable)
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
 def test_domains_painted_before_idle(server: ServerThread) -> None:
     """New rows the screen paints before the table is next idle (as on a loaded machine)
     are shown whole, also once the table is idle: it keeps the cells it painted."""
@@ -159,11 +169,7 @@ def test_domains_painted_before_idle(server: ServerThread) -> None:
             pane.set_rows(
                 [*app.rows.values(), replace(app.rows["blog.example.org"], domain=longer)]
             )
-            app.export_screenshot()  # paints the table now, before it is next idle
-            await asyncio.wait_for(quiet(app), 20)
-            await steady(pilot)
-            table = pane.query_one(DataTable)
-            lines = [table.render_line(y).text for y in range(table.size.height)]
+            lines = await lines_painted_early(app, pilot)
             for name in [*app.rows, longer]:
                 assert any(f" {name} " in line for line in lines), (name, lines)
 
@@ -179,14 +185,9 @@ def test_a_row_updated_in_place_widens_its_column(server: ServerThread) -> None:
         app = app_for(server)
         async with app.run_test(size=SIZE) as pilot:
             await loaded()(pilot)
-            pane = app.main.query_one(DomainsPane)
             row = replace(app.rows["blog.example.org"], state=state)
-            pane.update_row(row.domain, row)
-            app.export_screenshot()  # paints the table now, before it is next idle
-            await asyncio.wait_for(quiet(app), 20)
-            await steady(pilot)
-            table = pane.query_one(DataTable)
-            lines = [table.render_line(y).text for y in range(table.size.height)]
+            app.main.query_one(DomainsPane).update_row(row.domain, row)
+            lines = await lines_painted_early(app, pilot)
             assert any(f" {state} " in line for line in lines), lines
 
     asyncio.run(run())
