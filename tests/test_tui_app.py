@@ -21,6 +21,7 @@ from textual.widgets import Button, DataTable, Static
 from closte_sync.daemon.control.server import ControlServer
 from closte_sync.daemon.events import Level, make_event
 from closte_sync.daemon.settings import SocketSettings
+from closte_sync.shared.protocol import Push, PushMessage
 from closte_sync.tui.app import ClosteSyncApp
 from closte_sync.tui.link import Backoff
 from closte_sync.tui.messages import ConnectionChanged, StatusUpdated
@@ -120,6 +121,26 @@ async def test_a_domain_change_updates_its_row_in_place(running: Running) -> Non
         await messages.wait(lambda m: type(m).__name__ == "RowsChanged")
         assert table(app).get_row("shop.example.com")[8].plain == "HTTP 500 from Closte"
         assert table(app).row_count == 4
+
+
+async def test_a_burst_of_pushed_domains_reaches_the_panes_as_one_change(
+    running: Running,
+) -> None:
+    """A check round pushes thousands of domains; the panes catch up once per burst, not
+    once per domain (each catch-up reads every row)."""
+    async with tui(running.path) as (app, _, messages):
+        template = app.rows["blog.example.org"].to_json()
+        names = [f"new-{i:02d}.example.net" for i in range(30)]
+        messages.clear()
+        for name in names:  # as the link hands over a burst of pushes
+            app._on_push(
+                PushMessage(Push.DOMAIN, {"domain": name, "row": {**template, "domain": name}})
+            )
+        changed = await messages.wait(lambda m: type(m).__name__ == "RowsChanged")
+        assert changed.names == frozenset(names)  # type: ignore[attr-defined]
+        assert [m for m in messages.seen if type(m).__name__ == "RowsChanged"] == [changed]
+        assert table(app).row_count == 4 + len(names)
+        assert {str(key.value) for key in table(app).rows} >= set(names)
 
 
 async def test_the_log_follows_pauses_when_scrolled_up_and_counts_new_lines(

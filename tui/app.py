@@ -72,6 +72,8 @@ class ClosteSyncApp(App[None]):
         self.status_every_s = status_every_s
         self.blink = blink
         self.rows: dict[str, DomainRow] = {}
+        # Domains pushed since the panes last caught up: shown together, once per burst.
+        self._pushed_names: set[str] = set()
         self.status: dict[str, Any] = {}
         self.role_reason = ""
         self.connection_detail = ""
@@ -160,7 +162,15 @@ class ClosteSyncApp(App[None]):
                 self.rows.pop(name, None)
             else:
                 self.rows[name] = row
-            self.post_message(RowsChanged(frozenset({name})))
+            # A check round pushes thousands of domains; each RowsChanged costs a pass over
+            # every row (trouble list, counts), so the pushes queued now go out as one.
+            if not self._pushed_names:
+                self.call_later(self._rows_pushed)
+            self._pushed_names.add(name)
+
+    def _rows_pushed(self) -> None:
+        names, self._pushed_names = frozenset(self._pushed_names), set()
+        self.post_message(RowsChanged(names))
 
     # -- loading --------------------------------------------------------------------------
 
@@ -212,8 +222,7 @@ class ClosteSyncApp(App[None]):
         if message.names is None:
             domains.set_rows(self.rows.values())
         else:
-            for name in message.names:
-                domains.update_row(name, self.rows.get(name))
+            domains.update_rows({name: self.rows.get(name) for name in message.names})
         self.main.query_one(TroublePane).set_rows(self.rows.values())
         self.main.query_one(TopBar).show_counts(self.rows.values())
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
@@ -289,37 +289,44 @@ class DomainsPane(Vertical):
 
     def update_row(self, name: str, row: DomainRow | None) -> None:
         """One domain changed: update its cells in place (or add/remove its row)."""
+        self.update_rows({name: row})
+
+    def update_rows(self, changed: Mapping[str, DomainRow | None]) -> None:
+        """Domains changed (None: gone): their cells are updated in place where they can
+        be; new rows, rows the filter now hides and cells wider than their column fill the
+        table anew, once for the whole lot."""
+        refill = False
+        with self.app.batch_update():
+            for name, row in changed.items():
+                refill = self._update_in_place(name, row) or refill
+            if refill:
+                self._rebuild()
+        shown = changed.get(self.selected) if self.selected is not None else None
+        if shown is not None and shown.state != "removed":
+            self.load_detail(shown.domain)
+
+    def _update_in_place(self, name: str, row: DomainRow | None) -> bool:
+        """Apply one change to the table where it stands; True when it needs a fill."""
         table = self.table
         if row is None or row.state == "removed":
             self._rows.pop(name, None)
             with contextlib.suppress(RowDoesNotExist):
                 table.remove_row(name)
-            return
+            return False
         is_new = name not in self._rows
         self._rows[name] = row
         if is_new or not matches(row, self._pattern):
-            self._rebuild()
-            return
+            return True
         values = cells(row, self._clock())
-        with self.app.batch_update():
-            try:
-                for key, _ in COLUMNS:
-                    table.update_cell(name, key, values[key])
-            except (CellDoesNotExist, RowDoesNotExist):
-                self._rebuild()
-            else:
-                self._widen_for([values[key] for key, _ in COLUMNS])
-        if name == self.selected:
-            self.load_detail(name)
-
-    def _widen_for(self, row: list[Text | str]) -> None:
-        """A row changed in place: fill the table anew if one of its cells no longer fits.
-
-        Only this row is measured, so a round of thousands of updates stays cheap; columns
-        grow at once and shrink at the next fill (a filter, a sort, a new list)."""
-        needed = column_widths([row])
-        if any(width > self._widths.get(key, 0) for key, width in needed.items()):
-            self._rebuild()
+        try:
+            for key, _ in COLUMNS:
+                table.update_cell(name, key, values[key])
+        except (CellDoesNotExist, RowDoesNotExist):
+            return True
+        # Only this row is measured, so a round of thousands of updates stays cheap:
+        # columns grow at once and shrink at the next fill (a filter, a sort, a new list).
+        needed = column_widths([[values[key] for key, _ in COLUMNS]])
+        return any(width > self._widths.get(key, 0) for key, width in needed.items())
 
     @on(DataTable.RowHighlighted, "#domains-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
