@@ -186,7 +186,7 @@ def test_a_row_updated_in_place_widens_its_column(server: ServerThread) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await loaded()(pilot)
             row = replace(app.rows["blog.example.org"], state=state)
-            app.main.query_one(DomainsPane).update_row(row.domain, row)
+            app.main.query_one(DomainsPane).update_rows({row.domain: row})
             lines = await lines_painted_early(app, pilot)
             assert any(f" {state} " in line for line in lines), lines
 

@@ -287,10 +287,6 @@ class DomainsPane(Vertical):
             with contextlib.suppress(RowDoesNotExist):
                 table.move_cursor(row=table.get_row_index(keep), animate=False)
 
-    def update_row(self, name: str, row: DomainRow | None) -> None:
-        """One domain changed: update its cells in place (or add/remove its row)."""
-        self.update_rows({name: row})
-
     def update_rows(self, changed: Mapping[str, DomainRow | None]) -> None:
         """Domains changed (None: gone): their cells are updated in place where they can
         be; new rows, rows the filter now hides and cells wider than their column fill the
