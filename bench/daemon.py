@@ -2,9 +2,11 @@
 
 Figures (N = --domains, 10,000 by default):
   1. One DNS stage pass: ``Engine.run_checks()`` with N domains due in checking-dns, all
-     pointing at the network. To show the DNS stage alone, the TLS port is one where nothing
-     listens, so each SSL check that follows at once is refused in well under a millisecond
-     (goal <= 3 s). The whole first round, DNS and SSL together, is reported beside it.
+     pointing at the network; the figure is the round's DNS checks, results written
+     (``RoundReport.due_s``), before the SSL checks that follow them in the same round
+     (goal <= 3 s). Here the TLS port is one where nothing listens, so those SSL checks are
+     refused at once and leave the domains in checking-ssl-cert for figure 2. The whole
+     first round, DNS and then SSL against the TLS edge, is reported beside it.
   2. One SSL stage pass: N domains due in checking-ssl-cert, certificates valid
      (goal <= 30 s).
   3. A steady pass: ``Engine.run_pass()`` with N domains held and desired, nothing changed,
@@ -155,6 +157,9 @@ async def checks_round(
         "sandbox_cpu_s": process_cpu_s(sandbox_pid) - sandbox_cpu,
         "store_write_s": writing,
         "checked": report.checked,
+        "followed": report.followed,
+        "due_s": report.due_s,
+        "follow_s": report.follow_s,
     }
 
 
@@ -385,14 +390,23 @@ async def run(args: argparse.Namespace) -> int:
 
     figures: list[dict[str, Any]] = []
     print(f"Stage checks and passes, {count} domains (engine in this process)")
+    row("DNS stage pass (the round's DNS checks)", f"{engine['dns']['due_s']:.2f} s")
     for key, title in (
-        ("dns", "DNS stage pass (SSL refused at once)"),
+        ("dns", "round: DNS, then SSL refused"),
         ("ssl", "SSL stage pass (certificates valid)"),
-        ("whole", "whole first round (DNS then SSL)"),
+        ("whole", "whole first round (DNS, then SSL)"),
     ):
         part = engine[key]
         row(title, f"{part['wall_s']:.2f} s")
-        row("  checked; stages after", f"{part['checked']}; {engine[f'after_{key}']}")
+        if part["followed"]:
+            row(
+                "  DNS checks / SSL checks that followed",
+                f"{part['due_s']:.2f} / {part['follow_s']:.2f} s",
+            )
+        row(
+            "  checked; followed; stages after",
+            f"{part['checked']}; {part['followed']}; {engine[f'after_{key}']}",
+        )
         row(
             "  CPU here (all threads) / in the sandbox",
             f"{part['cpu_s']:.2f} / {part['sandbox_cpu_s']:.2f} s",
@@ -407,7 +421,7 @@ async def run(args: argparse.Namespace) -> int:
     figures += [
         figure(
             f"daemon.dns_stage_pass_{count}",
-            engine["dns"]["wall_s"],
+            engine["dns"]["due_s"],
             "s",
             GOALS["dns_pass_s"],
             "lower",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from checks_fixtures import discover, dns_checker, sandbox_settings
 
-from closte_sync.daemon.checks import DnsChecker, TlsChecker
+from closte_sync.daemon.checks import CheckResult, DnsChecker, TlsChecker
 from closte_sync.daemon.events import MemorySink
-from closte_sync.daemon.service.stage_runner import StageLimits, StageRunner
+from closte_sync.daemon.service.stage_runner import RoundReport, StageLimits, StageRunner
 from closte_sync.daemon.settings import StoreSettings
 from closte_sync.daemon.store import Stage, Store, open_store
 from closte_sync.sandbox.runner import Sandbox
@@ -66,7 +69,12 @@ async def test_dns_then_ssl_at_once_then_done_and_written_back(
     assert report.moved == {"live.example.test": Stage.DONE}
     entry = await store.stages.get("live.example.test")
     assert entry is not None and (entry.stage, entry.tries) == (Stage.DONE, 0)
-    assert written == [("live.example.test", Stage.DONE, True)]
+    # As the plugin saves it: checking-ssl-cert once DNS passed, then done.
+    assert written == [
+        ("live.example.test", Stage.CHECKING_SSL_CERT, False),
+        ("live.example.test", Stage.DONE, True),
+    ]
+    assert (report.checked, report.followed) == (1, 1)
     messages = [e.message for e in sink.events if e.kind == "domain-live.example.test"]
     assert messages[0] == "Starting Check for live.example.test"
     assert "DNS propagation finished" in messages[1] and "Valid SSL cert found" in messages[2]
@@ -159,3 +167,79 @@ async def test_a_done_domain_near_expiry_is_a_warning(
         lambda e: e.domain == "old.example.test" and e.level == "warning", 1
     )
     assert "expir" in warning.message
+
+
+class HeldTls(TlsChecker):
+    """The real checker's settings, but every handshake waits until the test lets go."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def check(self, domain: str, addresses: Sequence[str]) -> CheckResult:
+        self.entered.set()
+        await self.release.wait()
+        return await super().check(domain, addresses)
+
+
+@dataclass
+class HeldRound:
+    """A round started over domains pointing at the network, held at its first SSL check."""
+
+    runner: StageRunner
+    task: asyncio.Task[RoundReport]
+    tls: HeldTls
+    sink: MemorySink
+    clock: Clock
+
+
+async def _round_held_at_ssl(
+    sb: Sandbox, store: Store, names: Sequence[str], *, batch: int = 2000
+) -> HeldRound:
+    clock, sink = Clock(sb.clock()), MemorySink()
+    tls = HeldTls(sandbox_settings(sb), now=sb.clock)
+    runner = StageRunner(store, await dns_checker(sb), tls, sink, now=clock)
+    for name in names:
+        sb.state.add_alias(sb.api_key, name, wildcard=False)
+        sb.dns.set_a(name, [sb.network_ip])
+        await store.ledger.want(name, "database")
+    await store.stages.track(dict.fromkeys(names, Stage.CHECKING_DNS), now=clock())
+    task = asyncio.create_task(runner.run_due(LIMITS, batch=batch))
+    async with asyncio.timeout(10):
+        await tls.entered.wait()
+    return HeldRound(runner, task, tls, sink, clock)
+
+
+async def test_a_rounds_dns_checks_all_come_before_the_ssl_checks_that_follow(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    names = [f"wave{i}.example.test" for i in range(5)]
+    held = await _round_held_at_ssl(closte_sandbox, store, names, batch=2)
+    # The first SSL check has begun: every DNS result is out and written already.
+    passed = [e.domain for e in held.sink.events if "DNS propagation finished" in e.message]
+    assert sorted(passed) == names
+    for name in names:
+        entry = await store.stages.get(name)
+        assert entry is not None and entry.stage is Stage.CHECKING_SSL_CERT
+    held.tls.release.set()
+    report = await asyncio.wait_for(held.task, 10)
+    assert (report.checked, report.followed) == (5, 5)
+    assert report.moved == dict.fromkeys(names, Stage.DONE)
+    assert report.due_s > 0 and report.follow_s > 0
+
+
+async def test_a_round_stopped_before_its_ssl_checks_leaves_them_due(
+    closte_sandbox: Sandbox, store: Store
+) -> None:
+    held = await _round_held_at_ssl(closte_sandbox, store, ["cut.example.test"])
+    held.task.cancel()  # the daemon stopping mid-round
+    with pytest.raises(asyncio.CancelledError):
+        await held.task
+    entry = await store.stages.get("cut.example.test")
+    assert entry is not None and (entry.stage, entry.tries) == (Stage.CHECKING_SSL_CERT, 0)
+    assert entry.next_check_at is not None and entry.next_check_at <= held.clock.now
+    # The next round takes the SSL check up where it stopped.
+    held.tls.release.set()
+    report = await held.runner.run_due(LIMITS)
+    assert report.moved == {"cut.example.test": Stage.DONE} and report.followed == 0
