@@ -20,9 +20,10 @@ source port, and nothing is left open between rounds.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
-import secrets
+import os
 import struct
 from dataclasses import dataclass
 from typing import cast
@@ -40,6 +41,7 @@ _RD = 0x0100  # recursion desired, as every stub resolver asks
 _QR = 0x80  # in the third byte: this is a response
 _OPCODE = 0x78  # in the third byte: 0 is QUERY
 _PLAIN_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.*")
+_IDS_AT_ONCE = 4096  # message ids drawn from the OS at a time: one read, not one per question
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class _Exchange(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: dict[int, _Waiting] = {}
         self.idle_timer: asyncio.TimerHandle | None = None
+        self._ids = array.array("H")
 
     # -- asyncio's side --
 
@@ -134,8 +137,12 @@ class _Exchange(asyncio.DatagramProtocol):
                 answer.set_exception(exc)
 
     def free_id(self) -> int:
+        """A random id no question in flight has (random, so that a forged answer must
+        guess it; from the OS's secure source, read in blocks)."""
         while True:
-            message_id = secrets.randbits(16)
+            if not self._ids:
+                self._ids.frombytes(os.urandom(2 * _IDS_AT_ONCE))
+            message_id = self._ids.pop()
             if message_id not in self.pending:
                 return message_id
 
@@ -144,6 +151,11 @@ class _Exchange(asyncio.DatagramProtocol):
             self.idle_timer.cancel()
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(answer: asyncio.Future[dns.message.Message]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 class UdpExchanges:
@@ -172,12 +184,15 @@ class UdpExchanges:
         if exchange.idle_timer is not None:
             exchange.idle_timer.cancel()
             exchange.idle_timer = None
+        # A timer that fails the answer, rather than asyncio.timeout's cancelling
+        # machinery: a round waits on 10,000 of them.
+        expiry = loop.call_later(timeout, _expire, answer)
         try:
             assert exchange.transport is not None
             exchange.transport.sendto(question.wire(message_id))
-            async with asyncio.timeout(timeout):
-                return await answer
+            return await answer
         finally:
+            expiry.cancel()
             del exchange.pending[message_id]
             if not exchange.pending:
                 exchange.idle_timer = loop.call_later(

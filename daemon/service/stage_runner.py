@@ -85,7 +85,7 @@ class StageRunner:
         self._tls = tls
         self._events = events
         self._write_back = write_back
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._now = now
 
     async def run_due(
@@ -149,7 +149,7 @@ class StageRunner:
         try:
             for start in range(0, len(due), batch):
                 part = due[start : start + batch]
-                outcomes = await asyncio.gather(*(self._guarded(e, check, limits) for e in part))
+                outcomes = await self._check_part(part, check, limits)
                 every += outcomes
                 if recording is not None:
                     await recording
@@ -161,6 +161,23 @@ class StageRunner:
                 recording.cancel()  # stopping: that batch is checked again next round
                 await asyncio.wait([recording])
         return every
+
+    async def _check_part(
+        self, part: list[StageEntry], check: _Check, limits: StageLimits
+    ) -> list[_Outcome]:
+        """At most ``concurrency`` checks in flight: as many workers, each taking the next
+        entry when its check is done (no task or semaphore turn per domain)."""
+        by_index: dict[int, _Outcome] = {}
+        entries = iter(enumerate(part))
+
+        async def worker() -> None:
+            for index, entry in entries:
+                by_index[index] = await self._guarded(entry, check, limits)
+
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(min(self._concurrency, len(part))):
+                workers.create_task(worker())
+        return [by_index[index] for index in range(len(part))]
 
     async def _record(
         self, due: list[StageEntry], outcomes: list[_Outcome], report: RoundReport
@@ -195,30 +212,29 @@ class StageRunner:
                 )
 
     async def _guarded(self, entry: StageEntry, check: _Check, limits: StageLimits) -> _Outcome:
-        async with self._slots:
-            try:
-                return await check(entry)
-            except Exception as exc:  # a bug in one check must not stop the others
-                outcome = _Outcome()
-                outcome.events.append(
-                    make_event(
-                        Level.ERROR,
-                        _kind(entry.domain),
-                        f"the check of {display(entry.domain)} broke: {exc!r}",
-                        domain=entry.domain,
-                    )
+        try:
+            return await check(entry)
+        except Exception as exc:  # a bug in one check must not stop the others
+            outcome = _Outcome()
+            outcome.events.append(
+                make_event(
+                    Level.ERROR,
+                    _kind(entry.domain),
+                    f"the check of {display(entry.domain)} broke: {exc!r}",
+                    domain=entry.domain,
                 )
-                outcome.writes.append(
-                    CheckWrite(
-                        entry.domain,
-                        "dns",
-                        False,
-                        f"the check broke: {exc!r}",
-                        {},
-                        StageUpdate(entry.stage, entry.tries, self._now() + limits.interval_s),
-                    )
+            )
+            outcome.writes.append(
+                CheckWrite(
+                    entry.domain,
+                    "dns",
+                    False,
+                    f"the check broke: {exc!r}",
+                    {},
+                    StageUpdate(entry.stage, entry.tries, self._now() + limits.interval_s),
                 )
-                return outcome
+            )
+            return outcome
 
     async def _check(self, entry: StageEntry, limits: StageLimits) -> _Outcome:
         if entry.stage is Stage.CHECKING_DNS:
