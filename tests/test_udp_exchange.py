@@ -16,13 +16,14 @@ import dns.name
 import dns.rrset
 import pytest
 
+from closte_sync.daemon.checks.reply import Reply
 from closte_sync.daemon.checks.udp_exchange import Question, UdpExchanges
 
-Reply = Callable[[dns.message.Message], list[bytes]]
+Replies = Callable[[dns.message.Message], list[bytes]]
 
 
 class _Server(asyncio.DatagramProtocol):
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Replies) -> None:
         self.reply = reply
         self.transport: asyncio.DatagramTransport | None = None
         self.sources: list[tuple[str, int]] = []
@@ -41,7 +42,7 @@ class _Server(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def udp_server(reply: Reply) -> AsyncIterator[tuple[_Server, tuple[str, int]]]:
+async def udp_server(reply: Replies) -> AsyncIterator[tuple[_Server, tuple[str, int]]]:
     loop = asyncio.get_running_loop()
     transport, server = await loop.create_datagram_endpoint(
         lambda: _Server(reply), local_addr=("127.0.0.1", 0)
@@ -61,8 +62,8 @@ def answer(query: dns.message.Message, address: str, name: str | None = None) ->
     return response.to_wire()
 
 
-def first_address(response: dns.message.Message) -> str:
-    return str(response.answer[0][0])
+def first_address(response: Reply) -> str:
+    return response.answer[0].value
 
 
 async def test_an_answer_to_another_question_is_dropped_and_the_real_one_taken() -> None:
@@ -96,11 +97,11 @@ async def test_questions_in_flight_never_share_an_id_and_each_gets_its_own_answe
         responses = await asyncio.gather(*(exchanges.ask(q, address, 5) for q in questions))
         assert len(set(server.ids)) == 3
         assert len(set(server.sources)) == 1  # one socket for all three
-        by_name = {str(r.question[0].name): first_address(r) for r in responses}
+        by_name = {r.answer[0].owner: first_address(r) for r in responses}
         assert by_name == {
-            "n2.example.com.": "203.0.113.1",
-            "n1.example.com.": "203.0.113.2",
-            "n0.example.com.": "203.0.113.3",
+            "n2.example.com": "203.0.113.1",
+            "n1.example.com": "203.0.113.2",
+            "n0.example.com": "203.0.113.3",
         }
     exchanges.close()
 

@@ -16,14 +16,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-import dns.message
-import dns.name
-import dns.rdatatype
-
 from closte_sync.daemon.checks.probe import probe_name
+from closte_sync.daemon.checks.reply import AAAA, CNAME, A, Reply
 from closte_sync.daemon.checks.resolver import DnsResolver, Lookup, LookupStatus
 from closte_sync.daemon.checks.results import CheckResult
-from closte_sync.daemon.checks.target import NetworkTarget, normalize_ip
+from closte_sync.daemon.checks.target import NetworkTarget
 from closte_sync.daemon.settings import ChecksSettings
 from closte_sync.shared.domains import DomainError, normalize_domain
 
@@ -52,16 +49,11 @@ class _Walk:
         return self.a + self.aaaa
 
 
-def chain_in(response: dns.message.Message | None, start: str) -> tuple[list[str], bool]:
+def chain_in(response: Reply | None, start: str) -> tuple[list[str], bool]:
     """The CNAME targets the answer section leads through from ``start``, and whether it loops."""
     if response is None:
         return [], False
-    targets: dict[str, str] = {}
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.CNAME:
-            for rdata in rrset:
-                targets[_text(rrset.name)] = _text(rdata.target)
-                break
+    targets = {r.owner: r.value for r in response.answer if r.rdtype == CNAME}
     names: list[str] = []
     seen = {start}
     current = start
@@ -74,25 +66,11 @@ def chain_in(response: dns.message.Message | None, start: str) -> tuple[list[str
     return names, False
 
 
-def records_of(response: dns.message.Message | None, owner: str, rdtype: str) -> list[str]:
+def records_of(response: Reply | None, owner: str, rdtype: str) -> list[str]:
+    """The addresses (canonical text) of type ``rdtype`` the answer gives for ``owner``."""
     if response is None:
         return []
-    wanted = dns.rdatatype.from_text(rdtype)
-    found: list[str] = []
-    for rrset in response.answer:
-        if rrset.rdtype == wanted and _text(rrset.name) == owner:
-            # dnspython's text of an A record read from the wire is canonical already;
-            # an AAAA's may not be (an IPv4-mapped address), so it is normalized.
-            found += (
-                [rdata.address for rdata in rrset]
-                if wanted == dns.rdatatype.A
-                else [normalize_ip(rdata.address) for rdata in rrset]
-            )
-    return found
-
-
-def _text(name: dns.name.Name) -> str:
-    return name.to_text(omit_final_dot=True).lower()
+    return response.values(owner, AAAA if rdtype == "AAAA" else A)
 
 
 def arrow(chain: list[str]) -> str:
@@ -205,7 +183,7 @@ class DnsChecker:
             current = final  # the resolver stopped at a CNAME target: ask for it ourselves
 
     @staticmethod
-    def _follow(walk: _Walk, current: str, response: dns.message.Message | None) -> bool:
+    def _follow(walk: _Walk, current: str, response: Reply | None) -> bool:
         """Add the CNAME targets the answer leads through to the chain; True when it loops
         (the walk is then over)."""
         names, looped = chain_in(response, current)

@@ -1,6 +1,7 @@
 """Asking DNS one question, with the outcome sorted into what a stage check needs to know.
 
-dnspython reads the answers; the asking is ours. Every question in flight to
+The asking is ours, and so is reading the plainest answers (``reply``); dnspython reads the
+rest. Every question in flight to
 one name server shares one connected UDP socket, its answers matched back by message id
 and question (``udp_exchange``), instead of a socket made and torn down per question: a
 round of 10,000 checks is 10,000 packets, not 10,000 sockets. A lost packet is sent again
@@ -24,11 +25,11 @@ from typing import Literal
 
 import dns.asyncquery
 import dns.exception
-import dns.flags
 import dns.message
 import dns.rcode
 import dns.resolver
 
+from closte_sync.daemon.checks.reply import Reply
 from closte_sync.daemon.checks.udp_exchange import Question, UdpExchanges
 from closte_sync.daemon.settings import ChecksSettings
 
@@ -88,7 +89,7 @@ class Lookup:
     name: str
     rdtype: str  # "A", "AAAA", "CNAME"
     status: LookupStatus
-    response: dns.message.Message | None = None
+    response: Reply | None = None
     error: str | None = None
     attempts: int = 1
 
@@ -189,11 +190,12 @@ class DnsResolver:
             response = await self._exchanges.ask(
                 question, server, min(self.attempt_timeout_s, remaining)
             )
-            if response.flags & dns.flags.TC:  # too long for UDP: ask again over TCP
+            if response.truncated:  # too long for UDP: ask again over TCP
                 query = dns.message.make_query(question.name, question.rdtype)
-                response = await dns.asyncquery.tcp(
+                whole = await dns.asyncquery.tcp(
                     query, server[0], timeout=remaining, port=server[1]
                 )
+                response = Reply.of_message(whole)
         except TimeoutError:
             return Lookup(name, rdtype, "timeout", error=f"no answer from {_show(server)}")
         except dns.exception.Timeout:
@@ -203,15 +205,15 @@ class DnsResolver:
         except dns.exception.DNSException as exc:
             text = str(exc) or type(exc).__name__
             return Lookup(name, rdtype, "error", error=f"{_show(server)}: {text}")
-        rcode = response.rcode()
+        rcode = response.rcode
         status = _RCODES.get(rcode)
         if status is None:
-            text = f"{_show(server)} answered {dns.rcode.to_text(rcode)}"
+            text = f"{_show(server)} answered {dns.rcode.to_text(dns.rcode.Rcode.make(rcode))}"
             return Lookup(name, rdtype, "error", response, text)
         return Lookup(name, rdtype, status, response)
 
 
-_RCODES: dict[dns.rcode.Rcode, LookupStatus] = {
+_RCODES: dict[int, LookupStatus] = {
     dns.rcode.NOERROR: "ok",
     dns.rcode.NXDOMAIN: "nxdomain",
     dns.rcode.SERVFAIL: "servfail",

@@ -117,9 +117,4 @@ def _final_addresses(lookup: Lookup) -> list[str]:
     if lookup.response is None:
         return []
     wanted = dns.rdatatype.from_text(lookup.rdtype)
-    return [
-        normalize_ip(rdata.to_text())
-        for rrset in lookup.response.answer
-        if rrset.rdtype == wanted
-        for rdata in rrset
-    ]
+    return [r.value for r in lookup.response.answer if r.rdtype == wanted]
