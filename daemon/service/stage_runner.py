@@ -102,6 +102,8 @@ class StageRunner:
         async def check(entry: StageEntry) -> _Outcome:
             return await self._check(entry, limits)
 
+        # The domains whose DNS check passed, with the addresses it gave: set anew for each
+        # read of due rows below, and read by ``follow``.
         passed: dict[str, tuple[str, ...]] = {}
 
         async def follow(entry: StageEntry) -> _Outcome:
@@ -113,14 +115,9 @@ class StageRunner:
             if not due:
                 return report
             started = time.perf_counter()
-            outcomes = await self._check_in_batches(due, check, limits, batch, report)
+            passed = await self._check_in_batches(due, check, limits, batch, report)
             report.checked += len(due)
             report.domains += [e.domain for e in due]
-            passed = {
-                e.domain: o.follow
-                for e, o in zip(due, outcomes, strict=True)
-                if o.follow is not None
-            }
             followed = time.perf_counter()
             report.due_s += followed - started
             if passed:
@@ -142,15 +139,22 @@ class StageRunner:
         limits: StageLimits,
         batch: int,
         report: RoundReport,
-    ) -> list[_Outcome]:
-        """Check ``due`` ``batch`` at a time, each batch recorded while the next is checked."""
-        every: list[_Outcome] = []
+    ) -> dict[str, tuple[str, ...]]:
+        """Check ``due`` ``batch`` at a time, each batch recorded while the next is checked.
+
+        Returns the domains whose DNS check passed and the addresses it gave; the outcomes
+        themselves are let go once recorded (10,000 of them weigh tens of megabytes)."""
+        passed: dict[str, tuple[str, ...]] = {}
         recording: asyncio.Task[None] | None = None
         try:
             for start in range(0, len(due), batch):
                 part = due[start : start + batch]
                 outcomes = await self._check_part(part, check, limits)
-                every += outcomes
+                passed.update(
+                    (e.domain, o.follow)
+                    for e, o in zip(part, outcomes, strict=True)
+                    if o.follow is not None
+                )
                 if recording is not None:
                     await recording
                 recording = asyncio.create_task(self._record(part, outcomes, report))
@@ -160,7 +164,7 @@ class StageRunner:
             if recording is not None and not recording.done():
                 recording.cancel()  # stopping: that batch is checked again next round
                 await asyncio.wait([recording])
-        return every
+        return passed
 
     async def _check_part(
         self, part: list[StageEntry], check: _Check, limits: StageLimits
