@@ -1,6 +1,7 @@
 """What bench/daemon.py stands on: a sandbox in its own process already holding N aliases
-that point at the network with valid certificates, the environment that points closte-sync
-at it, and the real daemon as a subprocess.
+that point at the network with valid certificates, and the environment that points
+closte-sync at it. The real daemon runs as a subprocess through the tests' own harness
+(``tests/daemon_harness.DaemonProcess``).
 
 The sandbox runs apart from the code measured so that on a 2-core machine its DNS answers and
 TLS handshakes do not share one event loop with the checks they answer. Its certificates are
@@ -14,7 +15,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,73 +146,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-# -- the real daemon -----------------------------------------------------------------------
-
-
-class DaemonProcess:
-    """`closte-sync daemon` as a subprocess; its stderr lines are read as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self.times: list[float] = []  # perf_counter when each line was read
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> DaemonProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "closte_sync.daemon.cli",
-            "daemon",
-            env=env,
-            cwd=cwd,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        return cls(process)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            self.times.append(time.perf_counter())
-            self._new.set()
-        self._new.set()
-
-    async def wait_for(self, *parts: str, timeout: float = 60.0, start: int = 0) -> int:
-        """The index of the first line (from ``start``) holding every one of ``parts``."""
-        seen = start
-        async with asyncio.timeout(timeout):
-            while True:
-                for index in range(seen, len(self.lines)):
-                    if all(p in self.lines[index] for p in parts):
-                        return index
-                seen = len(self.lines)
-                if self._reader.done():
-                    tail = "\n".join(self.lines[-20:])
-                    raise RuntimeError(f"the daemon exited; waiting for {parts}:\n{tail}")
-                self._new.clear()
-                await self._new.wait()
-
-    async def stop(self, timeout: float = 15.0) -> None:
-        if self.process.returncode is None:
-            self.process.terminate()
-        try:
-            async with asyncio.timeout(timeout):
-                await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-        await self._reader
 
 
 def peak_rss_mb(pid: int) -> tuple[float, float]:

@@ -63,7 +63,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _daemon_setup import (
-    DaemonProcess,
     SandboxInfo,
     closed_port,
     domain_names,
@@ -75,6 +74,7 @@ from _daemon_setup import (
     write_domains_file,
 )
 from _figures import figure
+from daemon_harness import DaemonProcess
 
 from closte_sync.daemon.service.engine import Engine
 from closte_sync.daemon.service.stage_runner import RoundReport
@@ -238,7 +238,7 @@ async def daemon_memory(info: SandboxInfo, count: int) -> dict[str, Any]:
         domains = write_domains_file(base, domain_names(count))
         env = info_env(info, base, CLOSTE_SYNC_DOMAINS_FILE_PATH=str(domains))
         store_path = base / "state" / "closte-sync.sqlite3"
-        daemon = await DaemonProcess.start(env, base)
+        daemon = await DaemonProcess.launch(env, "daemon", cwd=base)
         try:
             await daemon.wait_for("ready:", timeout=120)
             await daemon.wait_for("pass:", "; in sync", timeout=300)
@@ -251,7 +251,7 @@ async def daemon_memory(info: SandboxInfo, count: int) -> dict[str, Any]:
                     await asyncio.sleep(0.5)  # another process's file: nothing to wait on
             checked_hwm, rss = peak_rss_mb(daemon.pid)
         finally:
-            await daemon.stop()
+            await daemon.stop(timeout=15)
     return {"in_sync_hwm_mb": in_sync_hwm, "checked_hwm_mb": checked_hwm, "rss_mb": rss}
 
 
@@ -304,7 +304,7 @@ async def insert_to_add(inserts: int) -> list[float]:
                 base,
                 CLOSTE_SYNC_DATABASE_URL=f"mysql://root@127.0.0.1:3306/{db.name}",
             )
-            daemon = await DaemonProcess.start(env, base)
+            daemon = await DaemonProcess.launch(env, "daemon", cwd=base)
             try:
                 await daemon.wait_for("ready:", timeout=60)
                 await daemon.wait_for("pass:", "; in sync", timeout=60)
@@ -323,7 +323,7 @@ async def insert_to_add(inserts: int) -> list[float]:
                             await asyncio.sleep(0.005)
                     latencies.append(answered - committed)
             finally:
-                await daemon.stop()
+                await daemon.stop(timeout=15)
     return latencies
 
 

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _figures import figure, print_figures
+from daemon_harness import DaemonProcess
 from sources import create_database, percentile, root_connection
 
 from closte_sync.daemon.cluster.lock import LeaderLock
@@ -42,62 +44,16 @@ GOALS = {"failover_p99": 10.0, "lock_check_ms": 1.0}
 LEADER_LINE = "leader now"
 
 
-class Node:
-    """One `closte-sync daemon`; its stderr lines are read as they come, each with the
-    moment it arrived."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[tuple[float, str]] = []
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
-            self.lines.append((time.monotonic(), raw.decode(errors="replace")))
-            self._new.set()
-        self._new.set()
-
-    async def wait_for(self, text: str, start: int = 0, timeout: float = 60.0) -> float:
-        """When the first line (from ``start``) holding ``text`` arrived."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for at, line in self.lines[start:]:
-                    if text in line:
-                        return at
-                start = len(self.lines)
-                if self._reader.done():
-                    raise RuntimeError(f"a daemon exited while waiting for {text!r}")
-                self._new.clear()
-                await self._new.wait()
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-        await self.process.wait()
-        await self._reader
-
-
-async def start_node(env: dict[str, str]) -> Node:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "closte_sync.daemon.cli",
-        "daemon",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    node = Node(process)
-    await node.wait_for("ready:")
+async def start_node(env: dict[str, str]) -> DaemonProcess:
+    node = await DaemonProcess.launch(env, "daemon")
+    await node.wait_for("ready:", timeout=60)
     return node
 
 
-async def first_leader(nodes: list[Node], marks: list[int]) -> tuple[Node, float]:
+async def first_leader(nodes: list[DaemonProcess], marks: list[int]) -> tuple[DaemonProcess, float]:
+    """The first of ``nodes`` to say it leads (after line ``marks[i]``), and when it did."""
     waits = {
-        asyncio.ensure_future(n.wait_for(LEADER_LINE, start=m)): n
+        asyncio.ensure_future(n.wait_for(LEADER_LINE, start=m, timeout=60)): n
         for n, m in zip(nodes, marks, strict=True)
     }
     done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -105,7 +61,8 @@ async def first_leader(nodes: list[Node], marks: list[int]) -> tuple[Node, float
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     task = next(iter(done))
-    return waits[task], task.result()
+    leader = waits[task]
+    return leader, leader.arrived[task.result()]
 
 
 async def failover_times(database: str, rounds: int) -> list[float]:
@@ -127,7 +84,7 @@ async def failover_times(database: str, rounds: int) -> list[float]:
             }
             started = 0
 
-            async def start() -> Node:
+            async def start() -> DaemonProcess:
                 nonlocal started
                 started += 1
                 here = base / f"node{started}"

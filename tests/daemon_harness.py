@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,11 +118,13 @@ async def run_cli(site: Site, *args: str, timeout: float = 60, **env: str) -> tu
 
 class DaemonProcess:
     """`closte-sync daemon` as a subprocess; its stderr lines are read as they come, so a
-    test waits for the line that says a thing happened instead of sleeping."""
+    test waits for the line that says a thing happened instead of sleeping. The benches
+    run it too, and time lines by when they arrived (``arrived``)."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.lines: list[str] = []
+        self.arrived: list[float] = []  # time.monotonic() when each line was read
         self._new = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
@@ -130,24 +133,35 @@ class DaemonProcess:
         cls, site: Site, *args: str, config: Path | None = None, **env: str
     ) -> DaemonProcess:
         global_args = ["--config", str(config)] if config is not None else []
+        return await cls.launch(site.env(**env), *global_args, "daemon", *args)
+
+    @classmethod
+    async def launch(
+        cls, env: dict[str, str], *args: str, cwd: Path | None = None
+    ) -> DaemonProcess:
+        """``closte-sync ARGS`` in the environment ``env`` exactly."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "closte_sync.daemon.cli",
-            *global_args,
-            "daemon",
             *args,
-            env=site.env(**env),
+            env=env,
+            cwd=cwd,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
         )
         return cls(process)
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     async def _read(self) -> None:
         assert self.process.stderr is not None
         async for raw in self.process.stderr:
             self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self.arrived.append(time.monotonic())
             self._new.set()
         self._new.set()
 
@@ -170,11 +184,17 @@ class DaemonProcess:
         return "\n".join(self.lines)
 
     async def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, and the exit code; a daemon still running after ``timeout`` is killed
+        and TimeoutError raised."""
         if self.process.returncode is None:
             self.process.terminate()
-        async with asyncio.timeout(timeout):
-            code = await self.process.wait()
-            await self._reader
+        try:
+            async with asyncio.timeout(timeout):
+                code = await self.process.wait()
+                await self._reader
+        except TimeoutError:
+            await self.kill()
+            raise
         return code
 
     async def kill(self) -> None:
