@@ -1,10 +1,10 @@
 """Asking DNS one question, with the outcome sorted into what a stage check needs to know.
 
 The asking is ours, and so is reading the plainest answers (``reply``); dnspython reads the
-rest. Every question in flight to
-one name server shares one connected UDP socket, its answers matched back by message id
-and question (``udp_exchange``), instead of a socket made and torn down per question: a
-round of 10,000 checks is 10,000 packets, not 10,000 sockets. A lost packet is sent again
+rest. Every question in flight to one name server shares one connected UDP socket, its
+answers matched back by message id and question (``udp_exchange``), instead of a socket
+made and torn down per question: a round of 10,000 checks is 10,000 packets, not 10,000
+sockets. A lost packet is sent again
 after ``attempt_timeout_s``, to the next server when there are several; a truncated answer
 is asked again over TCP; a server that answers SERVFAIL or REFUSED is not asked that
 question again; a resolver that refuses the connection is tried again with a short backoff
