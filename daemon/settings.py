@@ -106,6 +106,9 @@ class StoreSettings:
     path: Path = Path("/var/lib/closte-sync/state.sqlite3")
     retention_days: int = 30
     max_events: int = 1_000_000
+    # Check history rows kept: a resolver outage makes a check per domain per interval that
+    # counts no try, so age alone would let 10,000 domains write millions of rows a day.
+    max_checks: int = 1_000_000
 
 
 @dataclass(frozen=True)

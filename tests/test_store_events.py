@@ -387,6 +387,32 @@ async def test_prune_by_age_and_by_count_in_chunks(tmp_path: Path) -> None:
         await store.aclose()
 
 
+async def test_check_history_over_max_checks_goes_oldest_first(tmp_path: Path) -> None:
+    """A resolver outage makes a check per domain per interval that counts no try: the
+    history is held to max_checks rows even when every row is recent."""
+    now = 1_800_000_000.0
+    settings = StoreSettings(path=tmp_path / "state.sqlite3", retention_days=7, max_checks=5)
+    store = await open_store(settings)
+    try:
+        names = ["a.example.com", "b.example.com", "c.example.com"]
+        for name in names:
+            await store.ledger.want(name, "file")
+        for n in range(12):  # every row a minute apart, all within the retention
+            name = names[n % 3]
+            await store.stages.record_check(
+                name, "dns", ok=False, summary=f"check {n}", now=now - 600 + 60 * n
+            )
+        result = await store.prune(now=now, chunk=2)
+        assert (result.checks_by_age, result.checks_by_count) == (0, 7)
+        kept = [c.summary for name in names for c in await store.stages.history(name)]
+        assert sorted(kept, key=lambda text: int(text.split()[1])) == [
+            f"check {n}" for n in range(7, 12)
+        ]
+        assert (await store.prune(now=now, chunk=2)).total == 0
+    finally:
+        await store.aclose()
+
+
 async def test_events_keep_landing_while_prune_runs(tmp_path: Path) -> None:
     settings = StoreSettings(path=tmp_path / "state.sqlite3", retention_days=1, max_events=10**6)
     store = await open_store(settings, StoreOptions(batch_size=50, batch_interval_s=0.001))

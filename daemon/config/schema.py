@@ -113,6 +113,7 @@ RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "guard.min_held": (0, None),
     "store.retention_days": (1, None),
     "store.max_events": (1, None),
+    "store.max_checks": (1, None),
     "cluster.retry_s": (0.1, 600),
 }
 CHECKS: Final[dict[str, Callable[[str], None]]] = {

@@ -20,10 +20,11 @@ class PruneResult:
     events_by_age: int = 0
     events_by_count: int = 0
     checks_by_age: int = 0
+    checks_by_count: int = 0
 
     @property
     def total(self) -> int:
-        return self.events_by_age + self.events_by_count + self.checks_by_age
+        return self.events_by_age + self.events_by_count + self.checks_by_age + self.checks_by_count
 
 
 async def _delete_in_chunks(
@@ -61,9 +62,16 @@ async def prune_events_by_age(db: Database, cutoff: float, chunk: int = DEFAULT_
 
 
 async def prune_events_by_count(db: Database, keep: int, chunk: int = DEFAULT_CHUNK) -> int:
+    return await _prune_by_count(db, "events", keep, chunk)
+
+
+async def _prune_by_count(
+    db: Database, table: Literal["events", "checks"], keep: int, chunk: int
+) -> int:
+    """Delete all but the newest ``keep`` rows of ``table`` (ids grow with time)."""
     row = await db.fetch_one(
-        "counting events",
-        "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?",
+        f"counting {table}",
+        f"SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?",
         (max(keep, 0),),
     )
     if row is None:
@@ -71,9 +79,9 @@ async def prune_events_by_count(db: Database, keep: int, chunk: int = DEFAULT_CH
     newest_to_delete = int(row[0])
     return await _delete_in_chunks(
         db,
-        "pruning events over the row limit",
-        "events",
-        "SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT ?",
+        f"pruning {table} over the row limit",
+        table,
+        f"SELECT id FROM {table} WHERE id <= ? ORDER BY id LIMIT ?",
         newest_to_delete,
         chunk,
     )
@@ -88,3 +96,7 @@ async def prune_checks_by_age(db: Database, cutoff: float, chunk: int = DEFAULT_
         cutoff,
         chunk,
     )
+
+
+async def prune_checks_by_count(db: Database, keep: int, chunk: int = DEFAULT_CHUNK) -> int:
+    return await _prune_by_count(db, "checks", keep, chunk)

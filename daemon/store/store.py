@@ -41,6 +41,7 @@ from closte_sync.daemon.store.retention import (
     DEFAULT_CHUNK,
     PruneResult,
     prune_checks_by_age,
+    prune_checks_by_count,
     prune_events_by_age,
     prune_events_by_count,
 )
@@ -98,13 +99,19 @@ class Store:
             self._scrubber.register(secret)
 
     async def prune(self, *, now: float | None = None, chunk: int = DEFAULT_CHUNK) -> PruneResult:
-        """Apply retention_days and max_events; returns how many rows went."""
+        """Apply retention_days, max_events and max_checks; returns how many rows went."""
         at = time.time() if now is None else now
         cutoff = at - self._settings.retention_days * DAY_S
         by_age = await prune_events_by_age(self._events_db, cutoff, chunk)
         by_count = await prune_events_by_count(self._events_db, self._settings.max_events, chunk)
         checks = await prune_checks_by_age(self._state, cutoff, chunk)
-        return PruneResult(events_by_age=by_age, events_by_count=by_count, checks_by_age=checks)
+        checks_by_count = await prune_checks_by_count(self._state, self._settings.max_checks, chunk)
+        return PruneResult(
+            events_by_age=by_age,
+            events_by_count=by_count,
+            checks_by_age=checks,
+            checks_by_count=checks_by_count,
+        )
 
     async def schema_version(self) -> int:
         row = await self._reader.fetch_one("reading the schema version", "PRAGMA user_version")
