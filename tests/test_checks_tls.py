@@ -214,3 +214,12 @@ def test_names_cover_hosts_as_the_plugin_does(
     names: tuple[str, ...], host: str, expected: bool
 ) -> None:
     assert covers(names, host) is expected
+
+
+async def test_a_mapping_that_is_no_domain_name_is_not_connected_to(
+    closte_sandbox: Sandbox,
+) -> None:
+    result = await checker(closte_sandbox).check("https://shop.example.com/", ["127.0.0.2"])
+    assert (result.kind, result.ok, result.hint_id) == ("tls", False, "domain-invalid")
+    assert result.advice is not None and result.advice.startswith("fix the mapping")
+    assert result.details == {"error": result.summary.removeprefix("not a domain name: ")}

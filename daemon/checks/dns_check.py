@@ -104,15 +104,7 @@ class DnsChecker:
         try:
             name = normalize_domain(domain)
         except DomainError as exc:
-            return CheckResult(
-                "dns",
-                domain,
-                False,
-                f"not a domain name: {exc}",
-                "domain-invalid",
-                f"fix the mapping: {exc.reason}",
-                {"error": str(exc)},
-            )
+            return CheckResult.not_a_domain("dns", domain, exc)
         asked = probe_name(name)
         base: dict[str, Any] = {
             "asked": asked,

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from closte_sync.shared.domains import DomainError
+
 CheckKind = Literal["dns", "tls"]
 
 
@@ -32,6 +34,19 @@ class CheckResult:
     issuer: str | None = None  # TLS
     names: tuple[str, ...] = ()  # TLS: the certificate's DNS names
     asked: str | None = None  # the name actually checked (a probe name for a wildcard)
+
+    @classmethod
+    def not_a_domain(cls, kind: CheckKind, domain: str, error: DomainError) -> CheckResult:
+        """A mapping that holds no domain name: nothing to ask; the fix is the mapping's."""
+        return cls(
+            kind,
+            domain,
+            False,
+            f"not a domain name: {error}",
+            "domain-invalid",
+            f"fix the mapping: {error.reason}",
+            {"error": str(error)},
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (for the store, the socket and the TUI)."""

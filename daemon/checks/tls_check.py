@@ -78,15 +78,7 @@ class TlsChecker:
         try:
             name = normalize_domain(domain)
         except DomainError as exc:
-            return CheckResult(
-                "tls",
-                domain,
-                False,
-                f"not a domain name: {exc}",
-                "domain-invalid",
-                f"fix the mapping: {exc.reason}",
-                {"error": str(exc)},
-            )
+            return CheckResult.not_a_domain("tls", domain, exc)
         asked = probe_name(name)
         details: dict[str, Any] = {
             "server_name": asked,
