@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Level(StrEnum):
@@ -36,6 +36,22 @@ class Event:
 class EventSink(Protocol):
     def emit(self, event: Event) -> None:
         """Hand over an event; must return at once (no I/O on the caller's path)."""
+
+
+@runtime_checkable
+class BoundedSink(Protocol):
+    """A sink (or a hub listener) that queues what it is handed, up to a bound, and drops
+    past it: the store's writer drops its oldest events, the control socket drops a peer
+    that fell behind."""
+
+    async def room(self, count: int) -> object:
+        """Wait a little (a few seconds at most) until ``count`` more fit."""
+
+
+async def room_in(sink: object, count: int) -> None:
+    """Before a burst of ``count`` events: let ``sink`` make room, when it is bounded."""
+    if isinstance(sink, BoundedSink):
+        await sink.room(count)
 
 
 class NullSink:

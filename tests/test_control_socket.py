@@ -368,6 +368,60 @@ async def test_a_subscriber_that_reads_nothing_is_dropped_after_the_stall_timeou
         stuck.sock.close()
 
 
+async def test_a_burst_emitted_with_room_reaches_a_subscriber_that_keeps_reading(
+    socket_dir: Path,
+) -> None:
+    """A check round hands the hub thousands of events at once. Let out a slice at a time,
+    each after ``hub.room``, they all reach a subscriber that reads; all at once, the same
+    subscriber is dropped, though it was never slow, only later than the burst."""
+    limits = ServerLimits(max_pending_pushes=300, stall_timeout_s=3600)
+    async with running_server(socket_dir, limits=limits) as up:
+        seen: list[str] = []
+        arrived = asyncio.Event()
+
+        def on_push(message: PushMessage) -> None:
+            if message.push == Push.EVENT and message.data["kind"] == "burst":
+                seen.append(message.data["message"])
+                if len(seen) == 3000:
+                    arrived.set()
+
+        async with await ControlClient.connect(up.path, on_push=on_push) as steady:
+            await steady.call(Op.SUBSCRIBE)
+            burst = [make_event(Level.INFO, "burst", f"event {i}") for i in range(3000)]
+            for start in range(0, len(burst), 200):
+                await up.hub.room(200)
+                for event in burst[start : start + 200]:
+                    up.hub.emit(event)
+            await asyncio.wait_for(arrived.wait(), 30)
+            assert seen == [f"event {i}" for i in range(3000)]
+            assert not steady.closed.is_set()
+
+        async with await ControlClient.connect(up.path) as hasty:
+            await hasty.call(Op.SUBSCRIBE)
+            for event in burst:
+                up.hub.emit(event)
+            await asyncio.wait_for(hasty.closed.wait(), 10)
+            assert "fell behind" in hasty.close_reason
+
+
+async def test_thousands_of_changed_domains_are_one_reset_not_a_drop(socket_dir: Path) -> None:
+    limits = ServerLimits(max_pending_pushes=100, stall_timeout_s=3600)
+    async with running_server(socket_dir, limits=limits) as up:
+        pushes: asyncio.Queue[PushMessage] = asyncio.Queue()
+        async with await ControlClient.connect(up.path, on_push=pushes.put_nowait) as client:
+            await client.call(Op.SUBSCRIBE, topics=["domains"])
+            for i in range(500):  # far more than may wait to be read
+                up.hub.domain_changed(f"site{i}.example.com")
+            first = await asyncio.wait_for(pushes.get(), 10)
+            assert first == PushMessage(Push.DOMAIN, {"reset": True})
+            # The peer refetches the rows; a single change is pushed as its row again.
+            assert (await client.call(Op.STATUS))["domains"]["total"] == 4
+            up.hub.domain_changed("blog.example.org")
+            row = await asyncio.wait_for(pushes.get(), 10)
+            assert row.data["domain"] == "blog.example.org" and row.data["row"] is not None
+            assert pushes.empty() and not client.closed.is_set()
+
+
 # -- the socket file ---------------------------------------------------------------------
 
 

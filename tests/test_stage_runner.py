@@ -10,15 +10,19 @@ from typing import Any
 
 import pytest
 from checks_fixtures import discover, dns_checker, sandbox_settings
+from control_fixtures import running_server, socket_dir
 
 from closte_sync.daemon.checks import CheckResult, DnsChecker, TlsChecker
+from closte_sync.daemon.control.client import ControlClient
 from closte_sync.daemon.events import MemorySink
 from closte_sync.daemon.service.stage_runner import RoundReport, StageLimits, StageRunner
 from closte_sync.daemon.settings import StoreSettings
 from closte_sync.daemon.store import Stage, Store, open_store
 from closte_sync.sandbox.runner import Sandbox
+from closte_sync.shared.protocol import Op, Push, PushMessage
 
 pytest_plugins = ["closte_sync.sandbox.pytest_plugin"]
+__all__ = ["socket_dir"]
 
 LIMITS = StageLimits(interval_s=10, dns_tries=2, ssl_tries=2)
 
@@ -243,3 +247,44 @@ async def test_a_round_stopped_before_its_ssl_checks_leaves_them_due(
     held.tls.release.set()
     report = await held.runner.run_due(LIMITS)
     assert report.moved == {"cut.example.test": Stage.DONE} and report.followed == 0
+
+
+async def test_a_round_of_many_domains_does_not_drop_a_subscriber_that_reads(
+    closte_sandbox: Sandbox, socket_dir: Path
+) -> None:
+    """1,200 domains: their DNS results are 2,400 events in one batch, more than a
+    subscriber may have waiting (2,000). Let out in slices, each after the hub made room,
+    they all reach the subscriber, which stays connected."""
+    names = [f"many{i}.example.test" for i in range(1200)]
+    async with running_server(socket_dir, seeded=False) as up:
+        for name in names:
+            closte_sandbox.state.add_alias(closte_sandbox.api_key, name, wildcard=False)
+            closte_sandbox.dns.set_a(name, [closte_sandbox.network_ip])
+            await up.store.ledger.want(name, "database")
+        clock = Clock(closte_sandbox.clock())
+        await up.store.stages.track(dict.fromkeys(names, Stage.CHECKING_DNS), now=clock())
+        tls = TlsChecker(sandbox_settings(closte_sandbox), now=closte_sandbox.clock)
+        runner = StageRunner(up.store, await dns_checker(closte_sandbox), tls, up.hub, now=clock)
+        done = [0]
+        all_seen = asyncio.Event()
+
+        def on_push(message: PushMessage) -> None:
+            if message.push == Push.EVENT and "Valid SSL cert found" in message.data["message"]:
+                done[0] += 1
+                if done[0] == len(names):
+                    all_seen.set()
+
+        async with await ControlClient.connect(up.path, on_push=on_push) as client:
+            await client.call(Op.SUBSCRIBE, topics=["events"])
+            report = await runner.run_due(LIMITS)
+            assert report.moved == dict.fromkeys(names, Stage.DONE)
+            # Every event, or the drop notice, whichever comes first.
+            ends = [
+                asyncio.ensure_future(all_seen.wait()),
+                asyncio.ensure_future(client.closed.wait()),
+            ]
+            await asyncio.wait(ends, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            for end in ends:
+                end.cancel()
+            assert not client.closed.is_set(), client.close_reason
+            assert done[0] == len(names)

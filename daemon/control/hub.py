@@ -7,10 +7,11 @@ task, and a listener that raises is forgotten rather than allowed to break the d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol
 
-from closte_sync.daemon.events import Event, EventSink
+from closte_sync.daemon.events import Event, EventSink, room_in
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class ControlHub:
             except Exception:
                 log.exception("control: a subscriber failed on a domain change; dropping it")
                 self._listeners.discard(listener)
+
+    async def room(self, count: int) -> None:
+        """Before a burst of ``count`` events: the store's writer and every subscriber that
+        is still taking pushes make room for it (each waits a few seconds at most, so a
+        subscriber that really falls behind is still dropped)."""
+        await room_in(self._inner, count)
+        await asyncio.gather(*(room_in(listener, count) for listener in list(self._listeners)))
 
     def add(self, listener: HubListener) -> None:
         self._listeners.add(listener)

@@ -5,7 +5,10 @@ The socket appears at ``[socket] path`` already at mode 0660 and owned by ``[soc
 when anyone else could connect. Each connection learns its role from the peer's credentials
 in a ``hello`` push; every request is answered; a connection that stops reading, or falls
 more than ``max_pending_pushes`` behind, is sent a ``dropped`` notice and cut off, so no
-client can stall the daemon or grow its memory.
+client can stall the daemon or grow its memory. A burst (a check round's events) is let out
+in slices after ``room``, which waits for the peers to take what is queued, so a peer that
+is only later than the burst, not slower than the daemon, is not cut off; thousands of
+changed domains go out as one ``reset`` (refetch them all), not one row each.
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ class ServerLimits:
     max_in_flight: int = 8  # concurrent requests per connection
     stall_timeout_s: float = 10.0  # a peer that reads nothing this long is dropped
     abort_after_s: float = 2.0  # after the drop notice, how long the peer has to take it
-    max_dirty_domains: int = 10_000  # more changed domains pending: the peer refetches all
+    # Changed domains remembered between writes; more (or more than half max_pending_pushes
+    # at a write) and the peer is told to refetch them all.
+    max_dirty_domains: int = 10_000
 
 
 class _Masker:
@@ -185,6 +190,22 @@ class _Connection:
         self._pending_pushes += 1
         self._out.append((encode(message), True))
         self._wake.set()
+
+    async def room(self, count: int, *, timeout: float = 5.0) -> None:
+        """Wait until ``count`` more pushes fit under ``max_pending_pushes`` (or nothing is
+        waiting), for a producer of bursts; a peer that reads nothing meanwhile is dropped
+        by the next push that does not fit, as ever."""
+        limit = self._limits.max_pending_pushes
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (
+                    not self.dropped
+                    and self._pending_pushes
+                    and self._pending_pushes + count > limit
+                ):
+                    self._drained.clear()
+                    self._wake.set()
+                    await self._drained.wait()
 
     def _answer(self, reply: Reply) -> None:
         if not self.dropped:
@@ -378,7 +399,9 @@ class _Connection:
                 self._drained.set()
 
     async def _queue_domain_rows(self) -> None:
-        if self._dirty_all:
+        # Thousands of changed rows (a check round) are cheaper refetched in one call than
+        # read and pushed one by one, and would not fit the pushes a peer may have waiting.
+        if self._dirty_all or len(self._dirty) > self._limits.max_pending_pushes // 2:
             self._dirty_all = False
             self._dirty.clear()
             self._push(PushMessage(Push.DOMAIN, {"reset": True}))

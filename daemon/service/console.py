@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from closte_sync.daemon.events import Event, EventSink, Level
+from closte_sync.daemon.events import Event, EventSink, Level, room_in
 from closte_sync.daemon.store.scrubber import Scrubber
 from closte_sync.shared.secret import Secret
 
@@ -46,3 +46,7 @@ class TeeSink:
     def emit(self, event: Event) -> None:
         for sink in self.sinks:
             sink.emit(event)
+
+    async def room(self, count: int) -> None:
+        for sink in self.sinks:
+            await room_in(sink, count)

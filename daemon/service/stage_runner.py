@@ -28,10 +28,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from closte_sync.daemon.checks import CheckResult, DnsChecker, TlsChecker, expiry_warning
-from closte_sync.daemon.events import Event, EventSink, Level, make_event
+from closte_sync.daemon.events import Event, EventSink, Level, make_event, room_in
 from closte_sync.daemon.store import CheckWrite, Stage, StageEntry, StageUpdate, Store
 from closte_sync.shared.domains import display
 
+EVENT_SLICE = 500  # a batch's events go out this many at a time
 RECHECK_DONE_S = 86_400.0  # done domains: their certificate is looked at daily
 EXPIRY_WARNING_DAYS = 14
 
@@ -191,11 +192,15 @@ class StageRunner:
         # Written back before the events go out: an event says the whole step is done.
         await self._write_stages(moved)
         events = [event for outcome in outcomes for event in outcome.events]
-        # A batch's events come all at once: let the store's writer make room for them
-        # rather than drop the oldest (it gives up waiting after a few seconds).
-        await self._store.events.room(len(events))
-        for event in events:
-            self._events.emit(event)
+        # A batch's events come all at once: let the store's writer and the socket's
+        # subscribers make room for them, a slice at a time, rather than drop the oldest
+        # events or a subscriber that is only slower than the burst (each gives up
+        # waiting after a few seconds).
+        for start in range(0, len(events), EVENT_SLICE):
+            part = events[start : start + EVENT_SLICE]
+            await room_in(self._events, len(part))
+            for event in part:
+                self._events.emit(event)
         report.moved.update(moved)
         report.failed += [n for n, s in moved.items() if s in (Stage.FAILED, Stage.SSL_FAILED)]
 
