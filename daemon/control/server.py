@@ -71,8 +71,8 @@ class ServerLimits:
     max_in_flight: int = 8  # concurrent requests per connection
     stall_timeout_s: float = 10.0  # a peer that reads nothing this long is dropped
     abort_after_s: float = 2.0  # after the drop notice, how long the peer has to take it
-    # Changed domains remembered between writes; more (or more than half max_pending_pushes
-    # at a write) and the peer is told to refetch them all.
+    # Changed domains remembered between writes (at most half max_pending_pushes); more,
+    # and the peer is told to refetch them all.
     max_dirty_domains: int = 10_000
 
 
@@ -158,6 +158,12 @@ class _Connection:
         self._filter = EventFilter()
         self._dirty: set[str] = set()
         self._dirty_all = False
+        # Thousands of changed rows (a check round) are cheaper refetched in one call than
+        # read and pushed one by one, and would not fit the pushes a peer may have waiting:
+        # past this many, the peer is told to refetch them all.
+        self._dirty_limit = min(
+            self._limits.max_dirty_domains, self._limits.max_pending_pushes // 2
+        )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closing = False
         self._drained = asyncio.Event()  # set whenever the writer has caught up
@@ -172,7 +178,7 @@ class _Connection:
     def on_domain(self, domain: str) -> None:
         if Topic.DOMAINS not in self._topics or self.dropped:
             return
-        if len(self._dirty) >= self._limits.max_dirty_domains:
+        if len(self._dirty) >= self._dirty_limit:
             self._dirty_all = True
             self._dirty.clear()
         elif not self._dirty_all:
@@ -399,9 +405,7 @@ class _Connection:
                 self._drained.set()
 
     async def _queue_domain_rows(self) -> None:
-        # Thousands of changed rows (a check round) are cheaper refetched in one call than
-        # read and pushed one by one, and would not fit the pushes a peer may have waiting.
-        if self._dirty_all or len(self._dirty) > self._limits.max_pending_pushes // 2:
+        if self._dirty_all:
             self._dirty_all = False
             self._dirty.clear()
             self._push(PushMessage(Push.DOMAIN, {"reset": True}))
