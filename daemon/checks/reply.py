@@ -53,7 +53,7 @@ class Reply:
     def of_message(cls, message: dns.message.Message) -> Reply:
         """The same reply from a message dnspython has read."""
         records = [
-            Record(name_text(rrset.name), rrset.rdtype, _value(rrset.rdtype, rdata))
+            Record(_name_text(rrset.name), rrset.rdtype, _value(rrset.rdtype, rdata))
             for rrset in message.answer
             if rrset.rdtype in _READ and rrset.rdclass == _IN
             for rdata in rrset
@@ -65,13 +65,13 @@ class Reply:
         return [r.value for r in self.answer if r.rdtype == rdtype and r.owner == owner]
 
 
-def name_text(name: dns.name.Name) -> str:
+def _name_text(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
 
 
 def _value(rdtype: int, rdata: object) -> str:
     if rdtype == CNAME:
-        return name_text(rdata.target)  # type: ignore[attr-defined]
+        return _name_text(rdata.target)  # type: ignore[attr-defined]
     # dnspython's text of an IPv6 address may not be canonical (an IPv4-mapped one).
     return str(ipaddress.ip_address(rdata.address))  # type: ignore[attr-defined]
 
